@@ -1,0 +1,43 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Each creates .venv
+# (once) and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Real data lives beside the repository in ../shared/data when present; users may
+# point SSJF_DATA_DIR elsewhere (or leave it unset to use the download cache).
+SSJF_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export SSJF_DATA_DIR
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv demo test lint typecheck unit bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/ssjf demo
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: venv
+	$(VENV)/bin/ssjf bench paper --json docs/results/bench_paper.json
+	$(VENV)/bin/ssjf bench sim-speed --json docs/results/bench_sim_speed.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

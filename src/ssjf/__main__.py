@@ -1,0 +1,5 @@
+"""`python -m ssjf` runs the command line."""
+
+from ssjf.cli import main
+
+main()

@@ -1,0 +1,17 @@
+"""`ssjf` command line: each command lives in its own module and registers on import.
+
+Command modules import heavy dependencies (torch, fastapi, matplotlib) inside
+the command functions, so `ssjf --help` stays fast and light.
+"""
+
+from __future__ import annotations
+
+from ssjf.cli.app import app, bench_app
+from ssjf.cli import info as _info  # noqa: F401
+
+__all__ = ["app", "bench_app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,75 @@
+"""A policy is an ordering: ``key(request, now)``, lower is served first."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ssjf.request import Request
+
+#: Looks up a request's true output length. Only oracle policies receive one.
+TruthLookup = Callable[[Request], float]
+
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+class Policy(ABC):
+    """An ordering of waiting requests.
+
+    ``key`` must depend only on what a real scheduler can see (the request's
+    public fields and ``now``); oracle policies, flagged ``oracle = True``, are
+    the single named exception and are handed a ``truth`` lookup by the caller.
+    Policies whose key changes while a request waits set ``time_dependent``
+    so the queue re-evaluates keys at each pop instead of caching them.
+    """
+
+    name: ClassVar[str] = ""
+    oracle: ClassVar[bool] = False
+    time_dependent: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def __init__(self, truth: TruthLookup | None = None) -> None:
+        if self.oracle and truth is None:
+            raise ValueError(
+                f"policy {self.name!r} is an oracle: it needs the true output lengths, "
+                "which only the simulator has"
+            )
+        if not self.oracle and truth is not None:
+            raise ValueError(f"policy {self.name!r} is not an oracle and must not see true lengths")
+        self._truth = truth
+
+    @abstractmethod
+    def key(self, req: Request, now: float) -> float:
+        """Sort key: lower is served first; ties are broken by enqueue order."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
+    """Class decorator adding a policy to the registry under ``name``."""
+
+    def deco(cls: type[Policy]) -> type[Policy]:
+        if name in _REGISTRY:
+            raise ValueError(f"policy {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available_policies() -> dict[str, type[Policy]]:
+    """Registered policies by name."""
+    return dict(_REGISTRY)
+
+
+def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -> Policy:
+    """Build a registered policy; oracle policies need ``truth``."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown policy {name!r}; known policies: {known}") from None
+    return cls(truth=truth, **params) if params else cls(truth=truth)
