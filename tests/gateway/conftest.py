@@ -28,7 +28,7 @@ class RunningGateway:
     def url(self) -> str:
         return self.server.url
 
-    def wait_for(self, cond: Callable[[Gateway], bool], timeout: float = 5.0) -> None:
+    def wait_for(self, cond: Callable[[Gateway], bool], timeout: float = 10.0) -> None:
         """Poll until ``cond(gateway)`` holds (state is read across threads; ints only)."""
         deadline = time.monotonic() + timeout
         while not cond(self.gw):

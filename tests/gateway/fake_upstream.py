@@ -6,6 +6,7 @@ unchanged (so every test also checks pass-through):
 - ``fake_token_delay``: seconds per generated token (default: the server's);
 - ``fake_status``: answer with this HTTP error status instead;
 - ``fake_die_after``: a stream breaks the connection after this many tokens;
+- ``fake_gate``: hold the request until the test calls ``engine.gate.set()``;
 - ``max_tokens``: tokens generated (default 8), one SSE chunk each.
 """
 
@@ -43,6 +44,8 @@ class FakeEngine:
         self.finished = 0
         self.aborted = 0
         self.lock = threading.Lock()
+        #: Requests sent with ``fake_gate`` wait until this is set (deterministic "long" jobs).
+        self.gate = threading.Event()
 
     def app(self) -> Starlette:
         return Starlette(
@@ -85,6 +88,8 @@ class FakeEngine:
             )
         self._enter()
         try:
+            while body.get("fake_gate") and not self.gate.is_set():
+                await asyncio.sleep(0.005)
             if delay:
                 await asyncio.sleep(delay * n)
         except asyncio.CancelledError:

@@ -188,6 +188,8 @@ class Gateway:
                 "predicted_tokens": None if predicted is None else round(predicted, 2),
                 "estimate_source": source,
                 "output_tokens": actual,
+                # Generation stopped by max_tokens: the true length is at least this.
+                "truncated": actual is not None and actual == parsed.max_tokens,
                 "prompt_tokens": prompt_tokens,
                 "queue_wait_s": _r(queue_wait),
                 "ttft_s": _r(ttft),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.responses import Response
 
-from ssjf.gateway.errors import GatewayError, classify_upstream
+from ssjf.gateway.errors import GatewayError, classify_upstream, error_body
 from ssjf.gateway.schemas import ParsedRequest
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class ProxiedResponse(Response):
             await self._send_error(send, classify_upstream(e))
             return
         self.status = resp.status_code
+        ctype = resp.headers.get("content-type", "application/json")
         if resp.status_code == 200:
             m = _COMPLETION_TOKENS.search(data)
             if m:
@@ -179,8 +180,16 @@ class ProxiedResponse(Response):
                 self.usage_prompt = int(m.group(1))
         else:
             self.error_type = f"upstream_{resp.status_code}"
+            if not data.lstrip().startswith(b"{"):
+                # Not the engine's own JSON error (e.g. a proxy's HTML page): wrap it so
+                # clients always get the OpenAI error shape, keeping the status.
+                text = data.decode("utf-8", "replace").strip()[:500]
+                data = json.dumps(
+                    error_body(f"upstream returned {resp.status_code}: {text}", "upstream_error")
+                ).encode()
+                ctype = "application/json"
         headers = [
-            (b"content-type", resp.headers.get("content-type", "application/json").encode()),
+            (b"content-type", ctype.encode()),
             (b"content-length", str(len(data)).encode()),
             *self._extra_headers(),
         ]
