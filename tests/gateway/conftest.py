@@ -52,7 +52,7 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
     def start(predictor: Any = None, **settings: Any) -> RunningGateway:
         cfg = load_config(None, settings)
         app = create_app(cfg, predictor=predictor)
-        server = ServerThread(app).start()
+        server = ServerThread(app, keep_alive_s=int(cfg.keep_alive_s)).start()
         started.append(server)
         return RunningGateway(server, app.state.gateway)
 

@@ -99,4 +99,11 @@ def serve_cmd(
         f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight})",
         err=True,
     )
-    uvicorn.run(application, host=cfg.host, port=cfg.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        application,
+        host=cfg.host,
+        port=cfg.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=int(cfg.keep_alive_s),
+    )

@@ -106,7 +106,11 @@ class Gateway:
                 connect=cfg.connect_timeout_s, read=cfg.read_timeout_s, write=60.0, pool=None
             ),
             # Slots are bounded by the dispatcher, not by the pool: no pool waits.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            # Idle upstream connections are dropped after 2 s, before the engine's own
+            # keep-alive timeout (uvicorn/vLLM: 5 s) can close one under a new request.
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0
+            ),
             transport=self._transport,
             trust_env=False,
         )
@@ -121,9 +125,8 @@ class Gateway:
         if self.traffic is not None:
             self.traffic.close()
 
-    async def admit(self, raw: bytes, chat: bool, arrival: float) -> tuple[ParsedRequest, Any, str]:
-        """Parse, check capacity, predict and enqueue: (parsed, ticket, estimate source)."""
-        parsed = parse_request(raw, chat)
+    async def admit(self, parsed: ParsedRequest, arrival: float) -> tuple[Any, str]:
+        """Check capacity, predict and enqueue: (ticket, estimate source); 429 when full."""
         self.dispatcher.check_capacity()
         if self.runner is not None:
             est, source = await self.runner.estimate(parsed.prompt, parsed.model)
@@ -140,7 +143,7 @@ class Gateway:
         ticket = self.dispatcher.submit(req)
         self.metrics.estimate_source.labels(source).inc()
         self.metrics.predicted_tokens.observe(req.predicted_tokens)
-        return parsed, ticket, source
+        return ticket, source
 
     def record(
         self,
@@ -290,11 +293,16 @@ def create_app(
 
     async def handle(request: HTTPRequest, chat: bool, path: str, endpoint: str) -> Any:
         arrival = time.monotonic()
+        parsed = None
         try:
             raw = await _read_body(request, config.max_body_bytes)
-            parsed, ticket, source = await gw.admit(raw, chat, arrival)
+            parsed = parse_request(raw, chat)
+            ticket, source = await gw.admit(parsed, arrival)
         except GatewayError as e:
-            gw.record(endpoint, None, status=e.status, error_type=e.type)
+            # Malformed requests are not logged as traffic (no prompt); 429s are.
+            gw.record(
+                endpoint, parsed, status=e.status, error_type=e.type, e2e=time.monotonic() - arrival
+            )
             return error_response(e)
         return ProxiedResponse(
             gw,

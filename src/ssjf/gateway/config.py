@@ -85,6 +85,9 @@ class GatewayConfig(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     #: Bodies above this get 413. 8 MiB fits very long prompts; larger is likely abuse.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    #: Idle client connections are kept this long: longer than clients' own pool
+    #: expiry (httpx: 5 s), so a client never reuses a connection the gateway just closed.
+    keep_alive_s: float = Field(default=30.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     #: Longest silence from the engine (between bytes) before 504: generation is slow,
     #: but an engine silent for 10 minutes is stuck.
