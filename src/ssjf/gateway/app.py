@@ -20,6 +20,7 @@ from ssjf.gateway.predictor_runner import PredictorRunner, SupportsPredict, load
 from ssjf.gateway.router import Router
 from ssjf.gateway.schemas import ParsedRequest, parse_request
 from ssjf.gateway.traffic_log import TrafficLog
+from ssjf.gateway.upstream import FastUpstream, HttpxUpstream
 from ssjf.policies import make_policy
 from ssjf.queue import StarvationGuard
 from ssjf.request import Request as SchedRequest
@@ -87,6 +88,7 @@ class Gateway:
         )
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self.upstream: FastUpstream | HttpxUpstream | None = None
         self._ids = itertools.count(1)
         self._status_children: dict[tuple[str, int], Any] = {}
 
@@ -114,9 +116,22 @@ class Gateway:
             transport=self._transport,
             trust_env=False,
         )
+        use_fast = (
+            cfg.upstream_client == "fast"
+            and self._transport is None
+            and all(u.startswith("http://") for u in cfg.upstreams)
+        )
+        self.upstream = (
+            FastUpstream(cfg.connect_timeout_s, cfg.read_timeout_s, keepalive_expiry=2.0)
+            if use_fast
+            else HttpxUpstream(self._client)
+        )
 
     async def stop(self) -> None:
         """Close the pool, the predictor worker and the traffic log."""
+        if self.upstream is not None:
+            await self.upstream.aclose()
+            self.upstream = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -92,6 +92,10 @@ class GatewayConfig(BaseModel):
     #: Longest silence from the engine (between bytes) before 504: generation is slow,
     #: but an engine silent for 10 minutes is stuck.
     read_timeout_s: float = Field(default=600.0, gt=0)
+    #: HTTP client for requests to the engines: "fast" (a lean HTTP/1.1 client, ~10x
+    #: less CPU per request than httpx; plain http:// only) or "httpx". https
+    #: upstreams always use httpx.
+    upstream_client: Literal["fast", "httpx"] = "fast"
     #: After a connection failure a replica is skipped by the router for this long.
     replica_cooldown_s: float = Field(default=2.0, ge=0)
 
