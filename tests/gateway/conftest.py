@@ -59,3 +59,9 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
     yield start
     for s in started:
         s.stop(force=True)
+
+
+@pytest.fixture(params=["fast", "httpx"])
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    """Both upstream HTTP clients, for the tests of wire-level behaviour."""
+    return str(request.param)

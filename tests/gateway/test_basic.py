@@ -93,9 +93,9 @@ def _raw_stream(url: str, body: dict) -> bytes:
         return b"".join(r.iter_raw())
 
 
-def test_stream_passthrough_strips_injected_usage(engine, start_gateway):
+def test_stream_passthrough_strips_injected_usage(engine, start_gateway, upstream_client):
     fake, up = engine
-    gw = start_gateway(upstreams=[up.url], backend="vllm")
+    gw = start_gateway(upstreams=[up.url], backend="vllm", upstream_client=upstream_client)
     body = {"model": "tiny", "prompt": "p", "max_tokens": 4, "stream": True}
     via_gw = _raw_stream(gw.url + "/v1/completions", body)
     # The gateway asked the engine for usage on the client's behalf...

@@ -37,6 +37,7 @@ class _Conn(asyncio.Protocol):
         self._hdr_name = b""
         self.headers_done = False
         self.complete = False
+        self.keep_alive = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.paused = False
@@ -93,6 +94,8 @@ class _Conn(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        # Read it now: httptools resets the parser state once the message is done.
+        self.keep_alive = bool(self.parser.should_keep_alive())
         self.complete = True
 
     # -- helpers -------------------------------------------------------------------------
@@ -134,6 +137,7 @@ class _Conn(asyncio.Protocol):
         self.headers = {}
         self.headers_done = False
         self.complete = False
+        self.keep_alive = False
         self.chunks.clear()
         self.buffered = 0
         self.got_bytes = False
@@ -216,7 +220,7 @@ class FastResponse:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if conn.complete and conn.reusable and conn.parser.should_keep_alive():
+        if conn.complete and conn.keep_alive and conn.reusable:
             conn.parser = None
             self.client._put(self.key, conn)
         else:
