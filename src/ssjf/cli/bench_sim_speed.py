@@ -63,10 +63,7 @@ def make_workload(n: int, seed: int, rate: float | None) -> tuple[list[Any], str
     outputs = np.maximum(outputs, 1)
     # A stand-in predictor: the true length times a lognormal error (Kendall tau ~0.6).
     estimates = outputs * np.exp(rng.normal(0.0, 0.6, n))
-    if rate is None:
-        arrivals = np.zeros(n)
-    else:
-        arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    arrivals = np.zeros(n) if rate is None else np.cumsum(rng.exponential(1.0 / rate, n))
     jobs = [
         Job(Request(i, a, p, estimate=LengthEstimate(e)), o)
         for i, (a, p, o, e) in enumerate(
