@@ -1,0 +1,54 @@
+"""What every engine model shares: its run context and the ``Engine`` interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ssjf.policies import Policy
+from ssjf.queue import WaitingQueue
+from ssjf.request import Request
+from ssjf.sim.cost import CostModel
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One simulation run as an engine sees it; the engine fills the time lists.
+
+    ``prompts`` are effective prompt sizes (at least 1 token: even an empty
+    prompt has a begin-of-sequence token to prefill). ``lengths`` are the TRUE
+    output lengths, read only by the engine model. ``order`` lists request
+    indices by (arrival, index): the order in which requests reach the queue.
+    """
+
+    reqs: list[Request]
+    prompts: list[int]
+    lengths: list[int]
+    order: list[int]
+    queue: WaitingQueue
+    policy: Policy
+    cost: CostModel
+    index: dict[int, int]  # id(request) -> its position in ``reqs``
+    first_scheduled: list[float]
+    first_token: list[float]
+    completion: list[float]
+
+
+class Engine(ABC):
+    """An engine model: the same admission and batching rules whatever the policy.
+
+    The policy only orders the waiting queue; engines admit strictly in that
+    order (head of line: if the head does not fit, nothing behind it jumps ahead).
+    """
+
+    @property
+    @abstractmethod
+    def spec(self) -> str:
+        """Canonical spec string, as accepted by :func:`ssjf.sim.engines.parse_engine`."""
+
+    def validate(self, prompts: list[int], lengths: list[int]) -> None:  # noqa: B027
+        """Raise ``ValueError`` if some request can never be served by this engine."""
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> None:
+        """Serve every request once, filling the time lists of ``ctx``."""
