@@ -190,7 +190,7 @@ needs_data = pytest.mark.skipif(
 def test_real_paper_predictions_match_readme() -> None:
     pool = load_paper_predictions(5)
     assert len(pool) == 85_482
-    classes = pool.meta["classes"]
+    classes = pool.columns["predicted_class"]
     edges = PAPER_CLASS_EDGES[5]
     lo = np.concatenate([[0.0], np.asarray(edges[:-1])])
     hi = np.asarray(edges)

@@ -18,13 +18,13 @@ from ssjf.experiment.runner import Progress as ProgressFn
 #: (key, header, format) of the default results table.
 DEFAULT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("policy", "policy", "s"),
-    ("jct_mean", "JCT mean (s)", "pm"),
+    ("jct_mean", "JCT mean s", "pm"),
     ("jct_p50", "p50", "f"),
     ("jct_p99", "p99", "f"),
-    ("jct_change_vs_fcfs", "Δ mean vs FCFS", "pct"),
-    ("oracle_gain_fraction", "of oracle gain", "pct"),
-    ("queue_mean", "queue mean", "f"),
-    ("ttft_mean", "TTFT mean", "f"),
+    ("jct_change_vs_fcfs", "Δ vs FCFS", "pct"),
+    ("oracle_gain_fraction", "oracle gain", "pct"),
+    ("queue_mean", "queue", "f"),
+    ("ttft_mean", "TTFT", "f"),
     ("max_wait", "max wait", "f"),
     ("throughput_rps", "req/s", "f"),
 )
@@ -40,12 +40,18 @@ def _fmt(row: Mapping[str, Any], key: str, kind: str) -> str:
     if kind == "pct":
         std = row.get(f"{key}_std")
         s = f"{v * 100:+.1f}%"
-        return s + (f" ±{float(std) * 100:.1f}" if std and float(std) > 0 else "")
+        return s + (f"±{float(std) * 100:.1f}" if std and float(std) > 0 else "")
     if kind == "pm":
         std = row.get(f"{key}_std")
         s = f"{v:.3g}" if abs(v) < 100 else f"{v:.1f}"
-        return s + (f" ±{float(std):.2g}" if std and float(std) > 0 else "")
+        return s + (f"±{float(std):.2g}" if std and float(std) > 0 else "")
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def make_console() -> Console:
+    """A console at least 120 columns wide, so result tables do not wrap when piped."""
+    width = Console().width
+    return Console(width=max(width, 120))
 
 
 def results_table(

@@ -93,7 +93,7 @@ def simulate_cmd(
     ),
 ) -> None:
     """Replay a workload under several policies on one engine; print and save the figures."""
-    from ssjf.cli.sim_report import progress_bar, results_table, write_json
+    from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
     from ssjf.experiment.runner import (
         RunSettings,
         parse_policies,
@@ -107,7 +107,7 @@ def simulate_cmd(
     from ssjf.workload.data import DataError
     from ssjf.workload.sources import parse_columns
 
-    console = Console()
+    console = make_console()
     try:
         spec = WorkloadSpec.parse(workload)
         if columns:

@@ -66,6 +66,8 @@ class Pool:
     models: list[str | None] | None = None
     #: The source's own predictions (e.g. the paper's classes), one per record.
     estimates: list[LengthEstimate] | None = None
+    #: Further per-record columns (e.g. the paper's predicted classes), kept aligned by ``take``.
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -84,6 +86,7 @@ class Pool:
             prompt_ids=None if self.prompt_ids is None else self.prompt_ids[idx],
             models=None if self.models is None else [self.models[i] for i in il],
             estimates=None if self.estimates is None else [self.estimates[i] for i in il],
+            columns={k: v[idx] for k, v in self.columns.items()},
             meta=dict(self.meta),
         )
 
@@ -326,9 +329,9 @@ def load_paper_predictions(num_classes: int = 5, path: str | Path | None = None)
         prompt_tokens=np.zeros(len(true), dtype=np.int64),
         output_tokens=np.maximum(np.asarray(true, dtype=np.int64), 1),
         estimates=[by_class[c] for c in classes],
+        columns={"predicted_class": cls_arr},
         meta={
             "file": name,
-            "classes": cls_arr,
             "class_points": points,
             "token_unit": "vicuna-13b tokens",
         },
