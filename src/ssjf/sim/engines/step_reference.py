@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssjf.request import Request
-from ssjf.sim.engines.base import Engine, RunContext
+from ssjf.sim.engines.base import Engine, RunContext, horizon
 from ssjf.sim.engines.continuous_config import ContinuousParams
 
 
@@ -60,7 +60,7 @@ class StepContinuousEngine(ContinuousParams, Engine):
             queue.add(seq.req, now)
 
         while done < n:
-            while ai < n and reqs[order[ai]].arrival <= t:
+            while ai < n and reqs[order[ai]].arrival <= horizon(t):
                 r = reqs[order[ai]]
                 queue.add(r, r.arrival)
                 ai += 1
