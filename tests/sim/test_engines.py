@@ -127,17 +127,17 @@ def test_batch_members_complete_together_and_timeout_is_policy_blind() -> None:
 
 
 def test_batch_takes_requests_in_policy_order() -> None:
+    # Job 0 runs alone from t=0; meanwhile a long job (5) and four short ones queue.
     jobs = [job(0, 0.0, 10, 100, 100)] + [job(i, 0.01 * i, 10, 3, 3) for i in range(1, 5)]
-    # At t=0 only job 0 is there: it runs alone (no timeout); the others queue behind it.
-    fcfs = simulate(
-        jobs + [job(5, 0.05, 10, 100, 100)], BatchEngine(2), "fcfs", cost=paper_linear()
-    )
-    ssjf = simulate(
-        jobs + [job(5, 0.05, 10, 100, 100)], BatchEngine(2), "ssjf", cost=paper_linear()
-    )
-    assert fcfs.first_scheduled[5] > fcfs.first_scheduled[4]
-    assert ssjf.first_scheduled[5] > ssjf.first_scheduled[1:5].max()
-    assert fcfs.first_scheduled[1] == ssjf.first_scheduled[1]
+    jobs.append(job(5, 0.005, 10, 100, 100))
+    fcfs = simulate(jobs, BatchEngine(2), "fcfs", cost=paper_linear())
+    ssjf = simulate(jobs, BatchEngine(2), "ssjf", cost=paper_linear())
+    # FCFS batches: [5, 1], [2, 3], [4]; SSJF batches: [1, 2], [3, 4], [5].
+    assert fcfs.first_scheduled[5] == fcfs.first_scheduled[1] < fcfs.first_scheduled[2]
+    assert ssjf.first_scheduled[1] == ssjf.first_scheduled[2] < ssjf.first_scheduled[3]
+    assert ssjf.first_scheduled[1] > ssjf.first_scheduled[0]
+    assert ssjf.first_scheduled[1] == fcfs.first_scheduled[1]
+    assert ssjf.first_scheduled[1:5].max() < ssjf.first_scheduled[5]
 
 
 def test_continuous_head_of_line_never_skips_the_head() -> None:

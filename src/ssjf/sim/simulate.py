@@ -67,8 +67,9 @@ def simulate(
         pol = policy
     prompts = [max(r.prompt_tokens, 1) for r in reqs]
     engine.validate(prompts, lengths)
-    order = sorted(range(len(reqs)), key=lambda i: (reqs[i].arrival, i))
     n = len(reqs)
+    arrivals = np.fromiter((r.arrival for r in reqs), float, n)
+    order = np.argsort(arrivals, kind="stable").tolist()  # by (arrival, index)
     nan = math.nan
     ctx = RunContext(
         reqs=reqs,
@@ -88,7 +89,7 @@ def simulate(
     return SimResult(
         policy=pol.name,
         engine=engine.spec,
-        arrival=np.fromiter((r.arrival for r in reqs), float, n),
+        arrival=arrivals,
         first_scheduled=np.asarray(ctx.first_scheduled, dtype=float),
         first_token=np.asarray(ctx.first_token, dtype=float),
         completion=np.asarray(ctx.completion, dtype=float),

@@ -132,7 +132,8 @@ class ContinuousEngine(ContinuousParams, Engine):
                 t = arrivals[ai]
                 continue
             # 1. Decode tokens: the cache must hold every decoder's context + 1.
-            demand = u_dec(S + 1) + u_pre
+            qq, rr = divmod(S + 1, bs)  # u_dec(S + 1), inlined: this runs at every boundary
+            demand = sum_q + n_dec * qq + sum(cnt[bs - rr :]) + u_pre
             if demand > total:
                 # Memory limit: replay the reference's per-sequence allocation, with
                 # explicit block counts for this one boundary.
