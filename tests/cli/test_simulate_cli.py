@@ -197,3 +197,29 @@ def test_demo_on_tiny_real_shaped_data(tmp_path: Path, monkeypatch: pytest.Monke
         "demo", "-n", "100", "--seeds", "1", "--generator", "g1", "--engines", "serial=paper"
     )
     assert "AlpacaEval" in out and "Azure" in out and "SYNTHETIC" not in out
+
+
+def test_simulate_with_real_saved_predictor(tmp_path: Path, no_data: Path) -> None:
+    predict = pytest.importorskip("ssjf.predict", reason="ssjf.predict not available")
+    pytest.importorskip("sklearn", reason="scikit-learn not installed")
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 400, 120).tolist()
+    # Longer prompts, longer answers: input-length learns the relation.
+    prompts = [" ".join(["word"] * (k // 4 + 1)) for k in lengths]
+    model = predict.make_predictor("input-length")
+    model.fit(prompts, [float(k) for k in lengths])
+    model.save(tmp_path / "model")
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": p, "output_tokens": k}) + "\n"
+            for p, k in zip(prompts, lengths, strict=True)
+        )
+    )
+    invoke(
+        "simulate", "-w", f"jsonl:{path}", "--predictor", str(tmp_path / "model"), "-n", "120",
+        "--seeds", "1", "-p", "fcfs,ssjf,sjf", "--load", "0.95", "--json", str(tmp_path / "o.json"),
+    )  # fmt: skip
+    rows = {r["policy"]: r for r in json.loads((tmp_path / "o.json").read_text())["rows"]}
+    assert rows["ssjf"]["jct_mean"] < rows["fcfs"]["jct_mean"]
+    assert rows["ssjf"]["oracle_gain_fraction"] > 0.5

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ssjf.metrics import (
     SLO,
@@ -132,3 +134,54 @@ def test_write_records(tmp_path: Path, ext: str) -> None:
     assert float(rows[1]["queue_wait"]) == pytest.approx(1.0)
     assert int(rows[2]["preemptions"]) == 2
     assert rows[0]["policy"] == "fcfs"
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> Run:
+    n = draw(st.integers(1, 30))
+    arrival = np.sort(np.asarray(draw(st.lists(st.floats(0, 100), min_size=n, max_size=n))))
+    wait = np.asarray(draw(st.lists(st.floats(0, 50), min_size=n, max_size=n)))
+    prefill = np.asarray(draw(st.lists(st.floats(0.001, 5), min_size=n, max_size=n)))
+    decode = np.asarray(draw(st.lists(st.floats(0, 50), min_size=n, max_size=n)))
+    out = np.asarray(draw(st.lists(st.integers(1, 500), min_size=n, max_size=n)))
+    first = arrival + wait
+    return Run(
+        arrival=arrival,
+        first_scheduled=first,
+        first_token=first + prefill,
+        completion=first + prefill + decode,
+        output_tokens=out,
+        preemptions=np.zeros(n, dtype=int),
+        prompt_tokens=np.zeros(n, dtype=int),
+        predicted_tokens=np.zeros(n),
+    )
+
+
+@given(runs())
+def test_summary_invariants(run: Run) -> None:
+    s = summarize(run, SLO(jct_s=10.0))
+    assert s["jct_p50"] <= s["jct_p90"] + 1e-9 <= s["jct_p99"] + 2e-9 <= s["jct_max"] + 3e-9
+    assert s["queue_mean"] <= s["ttft_mean"] + 1e-9 <= s["jct_mean"] + 2e-9
+    assert s["max_wait"] <= s["jct_max"] + 1e-9
+    assert 0.0 <= s["slo_attainment"] <= 1.0
+    if np.isfinite(s["throughput_rps"]):
+        assert s["goodput_rps"] <= s["throughput_rps"] + 1e-12
+
+
+@given(st.floats(0, 100), st.floats(0, 100), st.floats(0, 100))
+def test_oracle_gain_is_affine_in_policy_value(value: float, fcfs: float, oracle: float) -> None:
+    g = oracle_gain_fraction(value, fcfs, oracle)
+    if fcfs > oracle:
+        assert g == pytest.approx((fcfs - value) / (fcfs - oracle))
+        assert (g <= 1.0 + 1e-12) == (value >= oracle - 1e-12 * max(1.0, abs(oracle)))
+    else:
+        assert math.isnan(g)
+
+
+def test_write_parquet(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed")
+    table = record_columns(three(), {"policy": "sjf", "engine": "serial", "seed": 1, "load": 0.9})
+    path = write_records(tmp_path / "r.parquet", [table])
+    back = pq.read_table(path).to_pydict()
+    assert back["jct"] == pytest.approx([2.0, 2.0, 5.5])
+    assert back["policy"] == ["sjf"] * 3

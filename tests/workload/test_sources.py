@@ -197,3 +197,31 @@ def test_real_paper_predictions_match_readme() -> None:
     correct = (pool.output_tokens > lo[classes]) & (pool.output_tokens <= hi[classes])
     # data/README.md: 60.0% accuracy for the 5-class predictor.
     assert correct.mean() == pytest.approx(0.60, abs=0.01)
+
+
+def _has(rel: str) -> bool:
+    return find_data_file(rel) is not None
+
+
+@pytest.mark.skipif(
+    not _has("traces/azure_llm_2023_conv.csv"), reason="real data not found: set SSJF_DATA_DIR"
+)
+def test_real_azure_conv_matches_readme() -> None:
+    pool = load_azure("conv")
+    assert len(pool) == 19_366
+    assert pool.timestamps is not None
+    # One hour, about 5.5 requests per second.
+    assert 3000 < pool.timestamps[-1] < 3700
+    assert np.all(np.diff(pool.timestamps) >= 0)
+
+
+@pytest.mark.skipif(
+    not _has("prompts/alpaca_eval.jsonl.gz"), reason="real data not found: set SSJF_DATA_DIR"
+)
+def test_real_alpaca_one_generator() -> None:
+    from ssjf.workload.sources import load_alpaca
+
+    pool = load_alpaca("gpt4_1106_preview")
+    assert len(pool) == 805
+    assert pool.prompt_ids is not None and len(set(pool.prompt_ids.tolist())) == 805
+    assert pool.prompts is not None and all(isinstance(p, str) for p in pool.prompts)

@@ -54,7 +54,9 @@ def simulate_cmd(
         None, "--rate", help="arrival rate in req/s (overrides --load)"
     ),
     arrivals: str = typer.Option(
-        "poisson", "--arrivals", help="poisson | gamma:CV | uniform | trace"
+        "auto",
+        "--arrivals",
+        help="auto (the workload's timestamps if it has them, else poisson) | poisson | gamma:CV | uniform | trace",
     ),
     requests: int = typer.Option(2000, "--requests", "-n", min=1, help="requests per run"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="number of seeds (0..N-1)"),
@@ -117,7 +119,7 @@ def simulate_cmd(
                 kind="table", arg=spec.arg, columns={**spec.columns, **parse_columns(columns)}
             )
         entries = parse_policies(policies)
-        arrival = ArrivalSpec.parse(arrivals)
+        arrival = ArrivalSpec.parse(arrivals) if arrivals != "auto" else None
         from ssjf.sim import parse_cost_model, parse_engine
 
         parse_engine(engine)
@@ -131,6 +133,8 @@ def simulate_cmd(
             )
         slo = SLO(jct_s=slo_jct, ttft_s=slo_ttft)
         pool = load_pool(spec)
+        if arrival is None:
+            arrival = ArrivalSpec("trace" if pool.timestamps is not None else "poisson")
         est_fn = predictor_estimates(str(predictor)) if predictor is not None else None
     except (ValueError, DataError, RuntimeError, OSError) as exc:
         raise _fail(console, str(exc)) from None
