@@ -117,7 +117,12 @@ def test_twice_capacity_every_request_answered_or_429(engine_process, start_gate
     assert not d._tickets and not d.queue._entries
     assert not d.queue._heap and not d.queue._by_deadline
     assert all(r.outstanding == 0 for r in gw.gw.router.replicas)
-    gw.wait_for(lambda g: g.traffic is not None and g.traffic.records == 200 + n)
+    # One record per request that reached the gateway (an abandoned client may have
+    # left before its request was even read).
+    left = warm["counts"].get("abandoned", 0) + counts.get("abandoned", 0)
+    time.sleep(0.5)
+    records = gw.gw.traffic.records
+    assert 200 + n - left <= records <= 200 + n, (records, left)
     gc.collect()
     assert _live(Ticket) == 0 and _live(ProxiedResponse) == 0
     assert _live(Request) <= 2

@@ -265,6 +265,7 @@ def create_app(
     from fastapi import Request as HTTPRequest
     from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     from ssjf.gateway.proxy import ProxiedResponse
 
@@ -313,6 +314,10 @@ def create_app(
             raw = await _read_body(request, config.max_body_bytes)
             parsed = parse_request(raw, chat)
             ticket, source = await gw.admit(parsed, arrival)
+        except ClientDisconnect:
+            # Gone while sending its body: nobody to answer.
+            gw.record(endpoint, parsed, status=499, error_type="client_disconnect")
+            return Response(status_code=499)
         except GatewayError as e:
             # Malformed requests are not logged as traffic (no prompt); 429s are.
             gw.record(
