@@ -135,3 +135,11 @@ def test_models_health_metrics(engine, start_gateway):
     assert "ssjf_gateway_queue_length 0.0" in m
     assert 'ssjf_gateway_requests_total{endpoint="completions",status="200"} 1.0' in m
     assert "ssjf_gateway_actual_tokens_count 1.0" in m
+
+
+def test_estimate_cap_by_max_tokens_can_be_turned_off(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], fallback_tokens=300, cap_estimate_by_max_tokens=False)
+    r = httpx.post(gw.url + "/v1/completions", json={"prompt": "p", "max_tokens": 5})
+    assert r.status_code == 200
+    assert float(r.headers["x-ssjf-predicted-tokens"]) == 300.0  # max_tokens not read
