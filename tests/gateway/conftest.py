@@ -50,6 +50,8 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
     started: list[ServerThread] = []
 
     def start(predictor: Any = None, **settings: Any) -> RunningGateway:
+        if isinstance(predictor, str):  # a saved predictor's directory: the config setting
+            settings["predictor"], predictor = predictor, None
         cfg = load_config(None, settings)
         app = create_app(cfg, predictor=predictor)
         server = ServerThread(app, keep_alive_s=int(cfg.keep_alive_s)).start()
