@@ -155,9 +155,14 @@ def gateway_overhead_cmd(
         while not server.started:
             time.sleep(0.01)
         gateway = f"http://127.0.0.1:{port}"
+    import httpx
+
     try:
         body = {"model": model, "prompt": "Hello", "max_tokens": 1}
         res = measure_added_latency(upstream, gateway, n=requests, body=body)
+    except (httpx.HTTPError, RuntimeError) as e:
+        typer.echo(f"error: {e} (is the engine at {upstream} and the gateway at {gateway} up?)")
+        raise typer.Exit(1) from None
     finally:
         if server is not None and thread is not None:
             server.should_exit = True
