@@ -106,6 +106,8 @@ def serve_cmd(
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=int(cfg.keep_alive_s),
+        # On shutdown, streams in progress get this long to finish before being cut.
+        timeout_graceful_shutdown=30,
     )
 
 
