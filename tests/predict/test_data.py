@@ -52,7 +52,9 @@ def test_generic_jsonl_reports_bad_records_with_line_and_field(tmp_path: Path) -
 
 def test_non_utf8_line_is_reported(tmp_path: Path) -> None:
     f = tmp_path / "bad.jsonl"
-    f.write_bytes(b'{"prompt": "fine", "output_tokens": 3}\n{"prompt": "caf\xe9", "output_tokens": 3}\n')
+    f.write_bytes(
+        b'{"prompt": "fine", "output_tokens": 3}\n{"prompt": "caf\xe9", "output_tokens": 3}\n'
+    )
     data = load_records_file(f)
     assert data.prompts == ["fine"]
     assert "bad.jsonl:2" in data.issues[0] and "UTF-8" in data.issues[0]
@@ -86,7 +88,10 @@ def test_sharegpt_json(tmp_path: Path) -> None:
             ],
         },
         {"id": "c2", "conversations": "oops"},
-        {"id": "c3", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": ""}]},
+        {
+            "id": "c3",
+            "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": ""}],
+        },
     ]
     f = tmp_path / "sg.json"
     f.write_text(json.dumps(conv))

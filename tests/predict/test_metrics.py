@@ -40,9 +40,9 @@ def test_spearman_by_hand() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=3, max_size=40
-    ).filter(lambda v: len({a for a, _ in v}) > 1 and len({b for _, b in v}) > 1)
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=3, max_size=40).filter(
+        lambda v: len({a for a, _ in v}) > 1 and len({b for _, b in v}) > 1
+    )
 )
 def test_matches_scipy_with_ties(pairs: list[tuple[int, int]]) -> None:
     x = np.array([a for a, _ in pairs], dtype=float)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ssjf.cli.app import app
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -62,7 +62,11 @@ def metrics_table(title: str, report: dict[str, Any], per_model: bool = True) ->
     if per_model:
         for name, row in report.get("per_model", {}).items():
             table.add_row(
-                name, str(row["n"]), f"{row['tau']:.3f}", f"{row['spearman']:.3f}", f"{row['mae']:.1f}"
+                name,
+                str(row["n"]),
+                f"{row['tau']:.3f}",
+                f"{row['spearman']:.3f}",
+                f"{row['mae']:.1f}",
             )
     table.add_row(
         "[b]mean over models[/b]",
@@ -121,7 +125,9 @@ def train_cmd(
     formulation: str | None = typer.Option(
         None, "--formulation", help="Passed as the 'formulation' parameter (fine-tuned families)."
     ),
-    param: list[str] = typer.Option(None, "--param", help="Family parameter KEY=VALUE (repeatable)."),
+    param: list[str] = typer.Option(
+        None, "--param", help="Family parameter KEY=VALUE (repeatable)."
+    ),
     eval_frac: float = typer.Option(
         0.0, "--eval-frac", help="Hold out this fraction of prompt ids and store metrics on them."
     ),
@@ -148,7 +154,9 @@ def train_cmd(
                 progress.stop()
                 console.print(f"[red]error:[/red] no records for model {target_model!r}")
                 raise typer.Exit(2)
-        train, test = (records, None) if eval_frac <= 0 else split_by_prompt(records, eval_frac, seed)
+        train, test = (
+            (records, None) if eval_frac <= 0 else split_by_prompt(records, eval_frac, seed)
+        )
         progress.update(task, advance=1, description=f"fitting {family} on {len(train):,} records")
         try:
             predictor = make_predictor(family, **params)
@@ -178,7 +186,9 @@ def train_cmd(
     console.print(f"saved {family} predictor to [b]{out}[/b] (fit {fit_s:.1f} s)")
     if predictor.metrics:
         rep = predictor.metrics["held_out"]
-        Console().print(metrics_table("held-out prompts", rep, per_model=len(rep["per_model"]) <= 20))
+        Console().print(
+            metrics_table("held-out prompts", rep, per_model=len(rep["per_model"]) <= 20)
+        )
         console.print(_summary_line(rep))
     if json_out is not None:
         json_out.write_text(
@@ -192,7 +202,9 @@ def evaluate_cmd(
     data: list[str] = typer.Option(..., "--data", help="Dataset name or JSONL/CSV file."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics here."),
     bucket_edges: str | None = typer.Option(
-        None, "--bucket-edges", help="Upper bucket edges in tokens (default: the paper's 5 classes)."
+        None,
+        "--bucket-edges",
+        help="Upper bucket edges in tokens (default: the paper's 5 classes).",
     ),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Also time the predictor."),
     strict: bool = typer.Option(False, "--strict", help="Reject the data on the first bad record."),
@@ -217,11 +229,15 @@ def evaluate_cmd(
             + (" ..." if len(unseen) > 8 else "")
         )
     ests = predictor.predict(records.prompts, records.models)
-    report = length_metrics(ests, records.lengths, records.models, bucket_edges=_edges(bucket_edges))
+    report = length_metrics(
+        ests, records.lengths, records.models, bucket_edges=_edges(bucket_edges)
+    )
     report["family"] = predictor.family
     report["data"] = list(data)
     if latency:
-        report["latency"] = measure_latency(predictor, records.prompts[:2000], records.models[:2000])
+        report["latency"] = measure_latency(
+            predictor, records.prompts[:2000], records.models[:2000]
+        )
     Console().print(metrics_table(f"{predictor.family} on {', '.join(data)}", report))
     console.print(_summary_line(report))
     if latency:
@@ -298,14 +314,19 @@ def predict_cmd(
         for start in range(0, len(prompts), batch_size):
             stop = start + batch_size
             for rec, est in zip(
-                rows[start:stop], predictor.predict(prompts[start:stop], models[start:stop]), strict=True
+                rows[start:stop],
+                predictor.predict(prompts[start:stop], models[start:stop]),
+                strict=True,
             ):
                 rec = dict(rec)
                 rec["predicted_tokens"] = round(est.point, 2)
                 if est.quantiles:
                     rec["predicted_quantiles"] = {str(q): round(v, 2) for q, v in est.quantiles}
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    console.print(f"wrote {len(rows):,} predictions to {output_path}" + (f" ({bad} bad lines skipped)" if bad else ""))
+    console.print(
+        f"wrote {len(rows):,} predictions to {output_path}"
+        + (f" ({bad} bad lines skipped)" if bad else "")
+    )
 
 
 @app.command("families")
