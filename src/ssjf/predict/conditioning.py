@@ -71,7 +71,7 @@ def normal_scores(y: np.ndarray, models: Sequence[str | None]) -> np.ndarray:
         ranks = np.empty(len(idx))
         ranks[order] = np.arange(1, len(idx) + 1)
         # average ranks over ties
-        uniq, inv = np.unique(vals, return_inverse=True)
+        _, inv = np.unique(vals, return_inverse=True)
         mean_rank = np.bincount(inv, weights=ranks) / np.bincount(inv)
         out[idx] = ppf((mean_rank[inv] - 0.5) / len(idx))
     return out
@@ -112,19 +112,19 @@ def prompt_targets(
     resid = y - model_means(y, models)[0] if use_models else y - y.mean()
     n_prompts = len(keys)
     counts = np.bincount(index, minlength=n_prompts).astype(float)
-    target = np.bincount(index, weights=resid, minlength=n_prompts) / counts
+    mean_resid = np.bincount(index, weights=resid, minlength=n_prompts) / counts
     # Precision weights: the mean of n noisy answers is worth more than one answer.
-    dev = resid - target[index]
+    dev = resid - mean_resid[index]
     multi = counts[index] > 1
     if multi.any():
         dof = float((counts[counts > 1] - 1).sum())
         s2_within = float((dev[multi] ** 2).sum() / max(dof, 1.0))
-        s2_between = max(float(np.var(target)) - float(np.mean(s2_within / counts)), 1e-3)
+        s2_between = max(float(np.var(mean_resid)) - float(np.mean(s2_within / counts)), 1e-3)
         weight = 1.0 / (s2_between + s2_within / counts)
         weight /= weight.mean()
     else:
         weight = np.ones(n_prompts)
-    return PromptTargets(index=index, first=np.asarray(first), target=target, weight=weight)
+    return PromptTargets(index=index, first=np.asarray(first), target=mean_resid, weight=weight)
 
 
 def model_means(y: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, dict[str, float]]:

@@ -13,15 +13,12 @@ All read the prompt cut to ``max_chars`` (MiniLM sees at most 256 word pieces).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ssjf.estimate import LengthEstimate
-from ssjf.predict.base import Predictor, PredictorError, register_predictor
+from ssjf.predict.base import register_predictor
 from ssjf.predict.baselines import length_features
 from ssjf.predict.encoder import DEFAULT_ENCODER, embed
 from ssjf.predict.scored import ScorePredictor
