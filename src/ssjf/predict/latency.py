@@ -22,13 +22,16 @@ from ssjf.predict.base import Predictor
 
 @contextmanager
 def single_thread() -> Iterator[None]:
-    """Limit torch (when imported) to one intra-op thread for the duration."""
+    """Limit torch (when imported) to one intra-op thread, and bypass embedding caches."""
+    from ssjf.predict.encoder import cache_disabled
+
     torch: Any = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(1)
     try:
-        yield
+        with cache_disabled():
+            yield
     finally:
         if torch is not None and before is not None:
             torch.set_num_threads(before)

@@ -123,7 +123,13 @@ class ScorePredictor(Predictor):
             models=sorted({m for m in mods if m is not None}),
         )
         self.fitted = True
+        self._after_fit(prompts, y, oof[tg.index], mods)
         return self
+
+    def _after_fit(
+        self, prompts: Sequence[str], y: np.ndarray, oof: np.ndarray, models: list[str | None]
+    ) -> None:
+        """Hook for heads fitted on out-of-fold record scores (default: nothing)."""
 
     def _out_of_fold(self, x: Any, target: np.ndarray, weight: np.ndarray) -> np.ndarray:
         n = len(target)
