@@ -74,7 +74,7 @@ def encode(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown truncation strategy {strategy!r}; use one of {STRATEGIES}")
     cut = [_precut(t, max_length * _CHARS_PER_TOKEN, strategy) for t in texts]
-    body = tokenizer(list(cut), add_special_tokens=False)["input_ids"]
+    body = tokenizer(list(cut), add_special_tokens=False, verbose=False)["input_ids"]
     uniq = sorted(set(prefixes))
     pre_ids = dict(zip(uniq, tokenizer(uniq, add_special_tokens=False)["input_ids"], strict=True))
     start = _first(tokenizer, "cls_token_id", "bos_token_id")
