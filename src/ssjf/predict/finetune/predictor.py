@@ -66,7 +66,7 @@ class FineTunePredictor(Predictor):
     #: Family-specific parameters and their defaults.
     extra_defaults: ClassVar[dict[str, Any]] = {}
     #: Bounded settings for `ssjf bench predictor` (~10 min on 2 busy CPU cores).
-    bench_params: ClassVar[dict[str, Any]] = {"epochs": 2, "max_length": 128, "train_layers": 2}
+    bench_params: ClassVar[dict[str, Any]] = {"epochs": 2, "max_length": 128, "train_layers": 1}
 
     def __init__(self, **params: Any) -> None:
         allowed = {**COMMON_DEFAULTS, **self.extra_defaults}
@@ -135,7 +135,7 @@ class FineTunePredictor(Predictor):
         """Fine-tune the encoder and head on the records (see module docstring)."""
         from ssjf.predict.finetune.encoders import load_encoder, resolve_encoder
         from ssjf.predict.finetune.model import LengthModel
-        from ssjf.predict.finetune.train import TrainConfig, predict_outputs, train
+        from ssjf.predict.finetune.train import TrainConfig, train
 
         t0 = time.perf_counter()
         texts_all = [as_text(p) for p in prompts]
@@ -183,8 +183,8 @@ class FineTunePredictor(Predictor):
             self._model, self.form, ids, self.form.targets(groups), group_ids,
             self._pad_id, config, cache_tag=tag,
         )  # fmt: skip
-        out = predict_outputs(self._model, ids, self._pad_id, self._device, int(p["predict_batch"]))
-        self.form.finish(out, groups)
+        assert res.outputs is not None
+        self.form.finish(res.outputs, groups)
         self.fitted = True
         self.training = {
             "records": len(arr),
@@ -253,6 +253,9 @@ class FineTunePredictor(Predictor):
     def _save_weights(self, path: Path) -> None:
         from safetensors.torch import save_file
 
+        from ssjf.predict.finetune.encoders import quiet_transformers
+
+        quiet_transformers()
         enc_dir = path / _FILES["encoder"]
         self._model.encoder.save_pretrained(enc_dir)
         self._tokenizer.save_pretrained(enc_dir)

@@ -63,6 +63,8 @@ class TrainResult:
     cached: bool = False
     device: str = "cpu"
     seconds: float = 0.0
+    #: the trained model's raw outputs on every example (train and validation), for calibration
+    outputs: np.ndarray | None = None
 
 
 def pick_device(spec: str) -> torch.device:
@@ -275,6 +277,15 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
+    # Outputs on every example for the calibration; the cached path only reruns the top.
+    rows: list[np.ndarray] = [np.zeros(0)] * len(ids)
+    with torch.no_grad():
+        for b in _batches(lengths, np.arange(len(ids)), config.batch_size * 2, None):
+            with _autocast(device):
+                out = run(b).float().cpu().numpy()
+            for j, i in enumerate(b):
+                rows[i] = out[j]
+    result.outputs = np.stack(rows).astype(np.float64)
     result.seconds = time.perf_counter() - t0
     return result
 
