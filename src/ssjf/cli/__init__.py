@@ -6,8 +6,9 @@ the command functions, so `ssjf --help` stays fast and light.
 
 from __future__ import annotations
 
-from ssjf.cli.app import app, bench_app
 from ssjf.cli import info as _info  # noqa: F401
+from ssjf.cli import serve as _serve  # noqa: F401
+from ssjf.cli.app import app, bench_app
 
 __all__ = ["app", "bench_app", "main"]
 
