@@ -6,6 +6,7 @@ the command functions, so `ssjf --help` stays fast and light.
 
 from __future__ import annotations
 
+from ssjf.cli import bench_serve as _bench_serve  # noqa: F401
 from ssjf.cli import info as _info  # noqa: F401
 from ssjf.cli import serve as _serve  # noqa: F401
 from ssjf.cli.app import app, bench_app

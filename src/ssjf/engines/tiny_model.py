@@ -74,8 +74,9 @@ class TinyModelConfig:
     #: A 4k BPE vocabulary: English prompts take somewhat more tokens than with a
     #: 32k vocabulary, which keeps prompt sizes realistic for the engine.
     vocab_size: int = 4096
-    #: Room for the longest prompt plus a capped answer at --max-model-len 2048+.
-    max_position_embeddings: int = 4096
+    #: Positions for --max-model-len up to 16k: tests use very long requests to
+    #: hold a slot for seconds (a step of this model takes about a millisecond).
+    max_position_embeddings: int = 16384
     #: Seed for the random weights (the tokenizer's training is deterministic).
     seed: int = 0
 

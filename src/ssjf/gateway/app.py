@@ -133,7 +133,7 @@ class Gateway:
             id=next(self._ids),
             arrival=arrival,
             prompt_tokens=parsed.prompt_tokens,
-            max_tokens=parsed.max_tokens,
+            max_tokens=parsed.max_tokens if self.config.cap_estimate_by_max_tokens else None,
             estimate=est,
             model=parsed.model,
         )

@@ -79,6 +79,10 @@ class GatewayConfig(BaseModel):
     predictor_timeout_ms: float = Field(default=50.0, gt=0)
     #: The fallback estimate in tokens (predictor absent, failed or late).
     fallback_tokens: float = Field(default=256.0, ge=0)
+    #: Cap estimates at the request's max_tokens (the output cannot be longer). Off only
+    #: for benchmarks that enforce exact lengths through max_tokens + ignore_eos: there
+    #: max_tokens *is* the true length, and capping by it would leak it to the scheduler.
+    cap_estimate_by_max_tokens: bool = True
 
     # --- HTTP -------------------------------------------------------------------------
     host: str = "127.0.0.1"
