@@ -1,0 +1,33 @@
+"""Output-length predictors: the proxy models that make SJF speculative.
+
+Importing this package registers the built-in families; heavy dependencies
+(scikit-learn, torch, sentence-transformers) load only when a family is fitted
+or used.
+"""
+
+from __future__ import annotations
+
+from ssjf.predict import baselines as _baselines  # noqa: F401  (registers families)
+from ssjf.predict import text as _text  # noqa: F401
+from ssjf.predict.base import (
+    Predictor,
+    PredictorError,
+    available_predictors,
+    load_predictor,
+    make_predictor,
+    register_predictor,
+)
+
+__all__ = [
+    "DEFAULT_FAMILY",
+    "Predictor",
+    "PredictorError",
+    "available_predictors",
+    "load_predictor",
+    "make_predictor",
+    "register_predictor",
+]
+
+#: The family `ssjf train` uses when none is given: cheap (well under 5 ms per
+#: prompt on one CPU core) and the best of the cheap families in `ssjf bench predictor`.
+DEFAULT_FAMILY = "tfidf"

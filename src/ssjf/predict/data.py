@@ -1,0 +1,313 @@
+"""Training/evaluation data for predictors: (prompt, output tokens, model, prompt id) records.
+
+Sources:
+
+* the prompt datasets in ``$SSJF_DATA_DIR/prompts/`` (``alpaca_eval``, ``flask``,
+  ``sharegpt``): token counts there use the Mistral-7B 32k SentencePiece tokenizer;
+* generic JSONL / CSV with ``prompt``, ``output_tokens`` and optional ``model`` (and
+  optional ``prompt_id``) — gzip allowed;
+* ShareGPT-format JSON and LMSYS-Chat-1M: see :mod:`ssjf.predict.chat_data`.
+
+Bad records (missing or mistyped fields, empty or non-UTF-8 text, absurd lengths)
+are reported with file and line and skipped; with ``strict=True`` the first one
+raises :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+#: Output lengths above this are treated as corrupt (no served LLM emits 1M tokens).
+MAX_OUTPUT_TOKENS = 1_000_000
+
+#: name -> (file under prompts/, field holding the sub-dataset name)
+PROMPT_DATASETS: dict[str, tuple[str, str | None]] = {
+    "alpaca_eval": ("alpaca_eval.jsonl.gz", "dataset"),
+    "flask": ("flask.jsonl.gz", "task"),
+    "sharegpt": ("sharegpt_sample.jsonl.gz", None),
+}
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the line (when known) and the field."""
+
+
+@dataclass(slots=True)
+class LengthData:
+    """Columnar records: ``prompts[i]`` was answered by ``models[i]`` in ``lengths[i]`` tokens."""
+
+    prompts: list[str] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    models: list[str | None] = field(default_factory=list)
+    prompt_ids: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    #: Human-readable notes about skipped records ("file:line: field: reason").
+    issues: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def append(
+        self, prompt: str, length: int, model: str | None, prompt_id: str, dataset: str
+    ) -> None:
+        """Add one record."""
+        self.prompts.append(prompt)
+        self.lengths.append(length)
+        self.models.append(model)
+        self.prompt_ids.append(prompt_id)
+        self.datasets.append(dataset)
+
+    def subset(self, indices: Iterable[int]) -> LengthData:
+        """The records at ``indices`` (issues are kept)."""
+        out = LengthData(issues=list(self.issues))
+        for i in indices:
+            out.append(
+                self.prompts[i],
+                self.lengths[i],
+                self.models[i],
+                self.prompt_ids[i],
+                self.datasets[i],
+            )
+        return out
+
+    def where_model(self, model: str) -> LengthData:
+        """Only the records answered by ``model``."""
+        return self.subset(i for i, m in enumerate(self.models) if m == model)
+
+    def extend(self, other: LengthData) -> LengthData:
+        """Append ``other``'s records (in place) and return self."""
+        self.prompts += other.prompts
+        self.lengths += other.lengths
+        self.models += other.models
+        self.prompt_ids += other.prompt_ids
+        self.datasets += other.datasets
+        self.issues += other.issues
+        return self
+
+    @property
+    def model_names(self) -> list[str]:
+        """Distinct model names, sorted (``None`` left out)."""
+        return sorted({m for m in self.models if m is not None})
+
+
+class _Reporter:
+    """Collects or raises record problems, with their location."""
+
+    def __init__(self, data: LengthData, strict: bool, limit: int = 1000) -> None:
+        self.data, self.strict, self.limit, self.count = data, strict, limit, 0
+
+    def bad(self, where: str, fld: str, why: str) -> None:
+        msg = f"{where}: field {fld!r}: {why}"
+        if self.strict:
+            raise DataError(msg)
+        self.count += 1
+        if self.count <= self.limit:  # keep the report bounded on a very dirty file
+            self.data.issues.append(msg)
+
+
+def data_dir() -> Path | None:
+    """``$SSJF_DATA_DIR`` when set and present."""
+    env = os.environ.get("SSJF_DATA_DIR")
+    return Path(env) if env and Path(env).is_dir() else None
+
+
+def prompt_dataset_path(name: str) -> Path:
+    """Where the prompt dataset ``name`` lives (data dir, else the workload download cache)."""
+    if name not in PROMPT_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(PROMPT_DATASETS)}")
+    rel = f"prompts/{PROMPT_DATASETS[name][0]}"
+    root = data_dir()
+    if root is not None and (root / rel).is_file():
+        return root / rel
+    try:  # the workload package knows the public URLs and the user cache
+        from ssjf.workload.data import data_file  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise DataError(
+            f"{rel}: not found; set SSJF_DATA_DIR to the directory holding prompts/"
+        ) from None
+    return Path(data_file(rel))
+
+
+def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:
+    """One of ``alpaca_eval``, ``flask``, ``sharegpt`` (records keep ``prompt_id`` for splits)."""
+    path = prompt_dataset_path(name)
+    sub = PROMPT_DATASETS[name][1]
+    data = LengthData()
+    rep = _Reporter(data, strict)
+    for where, rec in _iter_jsonl(path, rep):
+        parsed = _parse_record(
+            rec, where, rep, prompt_key="instruction", model_key="generator", need_model=True
+        )
+        if parsed is None:
+            continue
+        prompt, length, model = parsed
+        pid = rec.get("prompt_id")
+        if pid is None:
+            rep.bad(where, "prompt_id", "missing")
+            continue
+        dataset = f"{name}/{rec[sub]}" if sub and rec.get(sub) else name
+        data.append(prompt, length, model, f"{name}:{pid}", dataset)
+    return data
+
+
+def load_records_file(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    prompt_key: str = "prompt",
+    length_key: str = "output_tokens",
+    model_key: str = "model",
+) -> LengthData:
+    """Generic JSONL or CSV (optionally .gz) with prompt, output_tokens, optional model/prompt_id."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    data = LengthData()
+    rep = _Reporter(data, strict)
+    suffixes = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1] if suffixes else ""
+    if ext == ".json":
+        from ssjf.predict.chat_data import load_sharegpt_json
+
+        return load_sharegpt_json(p, strict=strict)
+    rows: Iterator[tuple[str, dict[str, Any]]]
+    rows = _iter_csv(p, rep) if ext in (".csv", ".tsv") else _iter_jsonl(p, rep)
+    for where, rec in rows:
+        parsed = _parse_record(
+            rec, where, rep, prompt_key=prompt_key, length_key=length_key, model_key=model_key
+        )
+        if parsed is None:
+            continue
+        prompt, length, model = parsed
+        pid = rec.get("prompt_id")
+        data.append(prompt, length, model, str(pid) if pid not in (None, "") else prompt, p.name)
+    return data
+
+
+def load_data(spec: str, *, strict: bool = False) -> LengthData:
+    """A dataset by name (``alpaca_eval``, ``flask``, ``sharegpt``) or a file path."""
+    if spec in PROMPT_DATASETS:
+        return load_prompt_dataset(spec, strict=strict)
+    if spec == "sharegpt_sample":
+        return load_prompt_dataset("sharegpt", strict=strict)
+    if spec.startswith("lmsys"):
+        from ssjf.predict.chat_data import load_lmsys
+
+        _, _, source = spec.partition(":")
+        return load_lmsys(source or None, strict=strict)
+    return load_records_file(spec, strict=strict)
+
+
+# --------------------------------------------------------------------- parsing
+def _parse_record(
+    rec: Any,
+    where: str,
+    rep: _Reporter,
+    *,
+    prompt_key: str,
+    model_key: str,
+    length_key: str = "output_tokens",
+    need_model: bool = False,
+) -> tuple[str, int, str | None] | None:
+    if not isinstance(rec, dict):
+        rep.bad(where, "<record>", f"expected an object, got {type(rec).__name__}")
+        return None
+    prompt = rec.get(prompt_key)
+    if prompt is None:
+        rep.bad(where, prompt_key, "missing")
+        return None
+    if not isinstance(prompt, str):
+        rep.bad(where, prompt_key, f"expected text, got {type(prompt).__name__}")
+        return None
+    if not prompt.strip():
+        rep.bad(where, prompt_key, "empty text")
+        return None
+    if "\ufffd" in prompt:
+        rep.bad(where, prompt_key, "text is not valid UTF-8")
+        return None
+    length = _as_length(rec.get(length_key))
+    if isinstance(length, str):
+        rep.bad(where, length_key, length)
+        return None
+    model = rec.get(model_key)
+    if model is not None and not isinstance(model, str):
+        model = str(model)
+    if model == "":
+        model = None
+    if need_model and model is None:
+        rep.bad(where, model_key, "missing")
+        return None
+    return prompt, length, model
+
+
+def _as_length(value: Any) -> int | str:
+    """The length as an int, or the reason it is unusable."""
+    if value is None or value == "":
+        return "missing"
+    if isinstance(value, bool):
+        return f"expected a token count, got {value!r}"
+    try:
+        num = float(value)
+    except (TypeError, ValueError):
+        return f"expected a token count, got {value!r}"
+    if num != num or num < 1 or num > MAX_OUTPUT_TOKENS:
+        return f"absurd length {value!r} (want 1..{MAX_OUTPUT_TOKENS:,})"
+    if num != int(num):
+        return f"expected a whole token count, got {value!r}"
+    return int(num)
+
+
+def _open_text(path: Path) -> IO[bytes]:
+    raw = path.open("rb")
+    if path.suffix.lower() == ".gz":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    return raw
+
+
+def _iter_jsonl(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, record)`` per non-blank line; undecodable lines are reported and skipped."""
+    try:
+        with _open_text(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                where = f"{path}:{lineno}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    rep.bad(where, "<line>", f"not valid UTF-8 ({exc.reason})")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    rep.bad(where, "<line>", f"invalid JSON: {exc.msg}")
+                    continue
+                yield where, rec
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def _iter_csv(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
+    delim = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    try:
+        with _open_text(path) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.DictReader(text, delimiter=delim)
+            for rec in reader:
+                # Line of the record's end; header is line 1.
+                yield f"{path}:{reader.line_num}", dict(rec)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+
+
+def unique_in_order(items: Sequence[str]) -> list[str]:
+    """Distinct items in first-seen order."""
+    return list(dict.fromkeys(items))

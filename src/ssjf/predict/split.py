@@ -1,0 +1,33 @@
+"""Train/test splits by prompt id: the same prompt answered by 40 models must not leak."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ssjf.predict.data import LengthData, unique_in_order
+
+#: The benchmark's fixed split seed (documented in docs/predictors.md).
+DEFAULT_SEED = 20240501
+
+
+def held_out_ids(prompt_ids: list[str], test_frac: float, seed: int = DEFAULT_SEED) -> set[str]:
+    """A fixed random ``test_frac`` of the distinct ids (independent of record order)."""
+    if not 0.0 < test_frac < 1.0:
+        raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
+    ids = sorted(unique_in_order(prompt_ids))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ids))
+    n_test = math.ceil(test_frac * len(ids))
+    return {ids[i] for i in order[:n_test]}
+
+
+def split_by_prompt(
+    data: LengthData, test_frac: float = 0.25, seed: int = DEFAULT_SEED
+) -> tuple[LengthData, LengthData]:
+    """``(train, test)``: every record of a prompt id lands on the same side."""
+    test_ids = held_out_ids(data.prompt_ids, test_frac, seed)
+    train = [i for i, p in enumerate(data.prompt_ids) if p not in test_ids]
+    test = [i for i, p in enumerate(data.prompt_ids) if p in test_ids]
+    return data.subset(train), data.subset(test)

@@ -1,0 +1,102 @@
+"""Each cheap family learns synthetic data, conditions on models, and round-trips save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from ssjf.estimate import LengthEstimate
+from ssjf.predict import (
+    PredictorError,
+    available_predictors,
+    load_predictor,
+    make_predictor,
+    register_predictor,
+)
+from ssjf.predict.baselines import ConstantPredictor
+
+from .factories import synthetic
+
+TEXT_FAMILIES = ["tfidf"]
+
+
+@pytest.mark.parametrize("family", ["constant", "input-length", *TEXT_FAMILIES])
+def test_round_trip_gives_identical_predictions(family: str, tmp_path: Path) -> None:
+    prompts, lengths, models = synthetic()
+    pred = make_predictor(family).fit(prompts, lengths, models)
+    pred.save(tmp_path / "p")
+    again = load_predictor(tmp_path / "p")
+    assert type(again) is type(pred)
+    queries = ["please essay about rain", "please name a city", "x" * 100_000]
+    for mods in (None, ["m-long", "m-short", "never-seen"]):
+        a = pred.predict(queries, mods)
+        b = again.predict(queries, mods)
+        assert a == b
+        assert all(isinstance(e, LengthEstimate) for e in a)
+
+
+@pytest.mark.parametrize("family", TEXT_FAMILIES)
+def test_text_family_orders_prompts(family: str) -> None:
+    prompts, lengths, models = synthetic(seed=1)
+    test_p, test_y, test_m = synthetic(n_prompts=40, seed=2)
+    pred = make_predictor(family).fit(prompts, lengths, models)
+    pts = pred.predict_points(test_p, test_m)
+    m = np.array(test_m)
+    for name in ("m-short", "m-long"):
+        tau = kendalltau(pts[m == name], np.array(test_y)[m == name]).statistic
+        assert tau > 0.5
+    # The per-model map: the long-winded model gets larger estimates for the same prompt.
+    one = ["please essay about the city"]
+    assert pred.predict_points(one, ["m-long"])[0] > 1.5 * pred.predict_points(one, ["m-short"])[0]
+
+
+def test_unknown_model_falls_back_to_unconditioned() -> None:
+    prompts, lengths, models = synthetic()
+    pred = make_predictor("tfidf").fit(prompts, lengths, models)
+    q = ["please story about rain"]
+    assert pred.predict(q, ["unheard-of"]) == pred.predict(q, [None]) == pred.predict(q)
+    known = pred.predict_points(q, ["m-short"])[0], pred.predict_points(q, ["m-long"])[0]
+    unconditioned = pred.predict_points(q)[0]
+    assert min(known) < unconditioned < max(known)
+
+
+def test_constant_per_model_stats() -> None:
+    pred = ConstantPredictor(stat="mean").fit(["a", "b", "c"], [10, 20, 60], ["x", "x", "y"])
+    assert pred.predict_points(["q"], ["x"])[0] == 15
+    assert pred.predict_points(["q"], ["y"])[0] == 60
+    assert pred.predict_points(["q"], ["z"])[0] == pytest.approx(30)
+    med = ConstantPredictor(stat="median").fit(["a", "b", "c"], [10, 20, 60])
+    assert med.predict_points(["q"])[0] == 20
+
+
+def test_quantiles_are_ordered_and_bracket_point() -> None:
+    prompts, lengths, models = synthetic()
+    est = (
+        make_predictor("tfidf").fit(prompts, lengths, models).predict(["please essay"], ["m-long"])
+    )
+    qs = est[0].quantiles
+    assert [lvl for lvl, _ in qs] == [0.1, 0.25, 0.5, 0.75, 0.9]
+    assert qs[0][1] <= est[0].point <= qs[-1][1]
+
+
+def test_registry_errors_and_plugins(tmp_path: Path) -> None:
+    with pytest.raises(PredictorError, match="unknown predictor family"):
+        make_predictor("no-such-family")
+    with pytest.raises(PredictorError, match="bad parameters"):
+        make_predictor("tfidf", not_a_param=1)
+    with pytest.raises(PredictorError, match="not fitted"):
+        make_predictor("tfidf").save(tmp_path / "x")
+    with pytest.raises(PredictorError, match="not a saved predictor"):
+        load_predictor(tmp_path)
+    assert {"constant", "input-length", "tfidf"} <= set(available_predictors())
+
+    @register_predictor("test-plugin-family")
+    class Plugin(ConstantPredictor):
+        pass
+
+    assert isinstance(make_predictor("test-plugin-family"), Plugin)
+    with pytest.raises(PredictorError, match="already registered"):
+        register_predictor("test-plugin-family")(ConstantPredictor)
