@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def serve_cmd(
     log_prompts: bool | None = typer.Option(
         None, "--log-prompts/--no-log-prompts", help="Include prompt text in the traffic log."
     ),
+    settings: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Any gateway setting as KEY=VALUE (JSON values), e.g. --set priority_bucket_tokens=16.",
+    ),
     host: str | None = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Listen port (default 8080)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
@@ -64,6 +70,16 @@ def serve_cmd(
     """Run the SSJF gateway: clients talk to it instead of the engine."""
     from ssjf.gateway.config import ConfigError, load_config
 
+    extra: dict[str, Any] = {}
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            extra[key.strip()] = json.loads(value)
+        except ValueError:
+            extra[key.strip()] = value  # a bare string
     overrides: dict[str, Any] = {
         "upstreams": list(upstream) if upstream else None,
         "backend": backend,
@@ -81,7 +97,9 @@ def serve_cmd(
         "port": port,
     }
     try:
-        cfg = load_config(config, overrides)
+        cfg = load_config(
+            config, {**extra, **{k: v for k, v in overrides.items() if v is not None}}
+        )
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
