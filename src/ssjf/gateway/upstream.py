@@ -275,9 +275,16 @@ class FastUpstream:
             conn.abort()
         return None
 
+    #: Idle connections kept per engine; more are closed (a burst's peak need not linger).
+    MAX_IDLE = 256
+
     def _put(self, key: tuple[str, int], conn: _Conn) -> None:
         conn.idle_since = time.monotonic()
-        self._idle.setdefault(key, []).append(conn)
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= self.MAX_IDLE:
+            # Drop the oldest (bottom of the LIFO stack): likely expired anyway.
+            idle.pop(0).abort()
+        idle.append(conn)
 
     async def _connect(self, key: tuple[str, int]) -> _Conn:
         loop = asyncio.get_running_loop()
