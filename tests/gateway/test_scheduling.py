@@ -182,3 +182,29 @@ def test_all_replicas_down_is_503(start_gateway):
     r = post_json(gw.url + "/v1/completions", completion("x"))
     assert r.status_code == 503 and r.json()["error"]["type"] == "upstream_unavailable"
     gw.wait_for(lambda g: all(r.in_flight == 0 for r in g.router.replicas))
+
+
+def test_time_dependent_policy_and_guard_work_behind_the_queue(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(
+        FakePredictor(),
+        upstreams=[up.url],
+        backend="fifo",
+        max_in_flight=1,
+        policy="hrrn",
+        max_wait_s=0.0,  # everyone is overdue at once: the guard serves by deadline (FCFS)
+    )
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        futs = []
+        for n in (50, 10, 40):
+            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
+            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
+        fake.gate.set()
+        assert first.result().status_code == 200 and all(
+            f.result().status_code == 200 for f in futs
+        )
+    assert list(fake.order) == ["len=1 first", "len=50", "len=10", "len=40"]
+    assert gw.gw.dispatcher.queue.promotions >= 1
