@@ -94,6 +94,10 @@ class Dispatcher:
         ticket.future = asyncio.get_running_loop().create_future()
         self._tickets[id(req)] = ticket
         self.queue.add(req, time.monotonic())
+        if self.router.has_slot():
+            # Not expected (every release drains), but never leave a slot idle while
+            # requests wait: the policy picks among all of them, this one included.
+            self._drain()
         return ticket
 
     async def wait(self, ticket: Ticket) -> None:
