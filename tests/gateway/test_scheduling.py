@@ -122,11 +122,14 @@ def test_disconnect_in_flight_plain_frees_slot(engine, start_gateway):
     fake, up = engine
     gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
     # Held by the engine until the end of the test: only the disconnect can free the slot.
+    # Repeated: each round opens a new upstream connection, and a disconnect landing
+    # while it connects must not be lost (regression: asyncio.wait_for on Python 3.11).
     body = json.dumps(completion("slow", 100, fake_gate=True)).encode()
-    sock = raw_request(gw.server.port, "/v1/completions", body)
-    gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
-    sock.close()
-    gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
+    for _ in range(8):
+        sock = raw_request(gw.server.port, "/v1/completions", body)
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        sock.close()
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
     r = post_json(gw.url + "/v1/completions", completion("next"))
     assert r.status_code == 200
     fake.gate.set()
