@@ -32,13 +32,23 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
     )
     out = run_serve_bench(cfg, log=lambda m: None)
     names = [r["config"] for r in out["configs"]]
-    assert names == ["fcfs-direct", "ssjf-vllm-priority", "ssjf-gateway-queue", "sjf-oracle-direct"]
+    assert names == [
+        "fcfs-direct",
+        "ssjf-vllm-priority",
+        "ssjf-gateway-queue",
+        "fcfs-gateway",
+        "sjf-oracle-direct",
+    ]
     for row in out["configs"]:
         assert row.keys() >= KEYS
         assert row["ok"] == 8 and row["errors"] == 0
         assert row["exact_tokens"] == 1.0  # max_tokens + ignore_eos: exact lengths
         assert row["jct_p99"] >= row["jct_mean"] * 0.5 > 0
     assert out["configs"][0]["added_latency_p50_ms"] == 0.0
-    assert set(out["meta"]["added_latency"]) == {"ssjf-vllm-priority", "ssjf-gateway-queue"}
+    assert set(out["meta"]["added_latency"]) == {
+        "ssjf-vllm-priority",
+        "ssjf-gateway-queue",
+        "fcfs-gateway",
+    }
     assert out["meta"]["capacity_rps"] > 0
     assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0

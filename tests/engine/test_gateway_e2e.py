@@ -26,10 +26,10 @@ RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 GENERATED = "vllm:generation_tokens_total"
 #: The tiny model generates a few hundred to a few thousand tokens/s here (the
-#: machine is shared), so "short" requests are 300 tokens (a loaded machine's bursty
-#: delivery of responses cannot swap two finishes) and a long one is 8000 (seconds
-#: at least: it outlasts the setup around it, and the tests end it by disconnecting).
-SHORT = 300
+#: machine is shared), so "short" requests are 600 tokens (one lasts longer than the
+#: spread of their arrivals) and a long one is 8000 (seconds at least: it outlasts
+#: the setup around it, and the tests end it by disconnecting).
+SHORT = 600
 LONG = 8000
 
 
@@ -101,10 +101,9 @@ def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
     The long request is tagged ``len=0`` so it is first in any queue even if it
     reached the engine after a short one.
     """
-    started: list[tuple[float, int]] = []
+    waits: list[tuple[float, int]] = []
 
     def short(tag: int) -> None:
-        sent = time.monotonic()
         r = httpx.post(
             f"{url}/v1/completions",
             json={"model": MODEL, "prompt": f"short len={tag}", "max_tokens": SHORT}
@@ -114,11 +113,12 @@ def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
         assert r.status_code == 200, r.text
         data = r.json()
         assert data["usage"]["completion_tokens"] == SHORT
-        # When it started generating: sent + wait in the gateway + wait in the engine
-        # (engine-side timings; response delivery on a loaded machine is bursty).
-        gw_wait = float(r.headers.get("x-ssjf-queue-wait-ms", 0.0)) / 1e3
-        engine_wait = data["metrics"]["queue_time_ms"] / 1e3
-        started.append((sent + gw_wait + engine_wait, tag))
+        # Time queued before generating: in the gateway plus in the engine (the
+        # engine's own timing). All shorts were queued when the slot freed and they
+        # arrived closer together than one short's service time, so the order of
+        # their waits is their service order, whenever a loaded machine delivers them.
+        gw_wait = float(r.headers.get("x-ssjf-queue-wait-ms", 0.0))
+        waits.append((gw_wait + data["metrics"]["queue_time_ms"], tag))
 
     body = {
         "model": MODEL,
@@ -137,12 +137,12 @@ def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
                 pass  # until the long request generates: it holds the slot
             for n in shorts:
                 futs.append(pool.submit(short, n))
-                time.sleep(0.05)  # arrival order is the list order
+                time.sleep(0.1)  # arrival order is the list order
             check_queued()
         # Leaving the block closed the long stream: the slot frees, the shorts run.
         for f in futs:
             f.result(timeout=600)
-    return [tag for _, tag in sorted(started)]
+    return [tag for _, tag in sorted(waits)]
 
 
 def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: Any) -> None:
