@@ -151,9 +151,12 @@ def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: 
     gws: list[Any] = []
 
     def check() -> None:
-        # Forwarded at once (no gateway queue): they wait inside the engine.
-        wait_until(lambda: engine_gauge(engine.url, WAITING) == len(shorts), 10, "engine queue")
-        assert gws[-1].gateway.dispatcher.queue_len == 0
+        # Forwarded at once (no gateway queue): the long one and all shorts are with
+        # the engine, which has one slot, so the shorts wait in its queue.
+        dispatcher = gws[-1].gateway.dispatcher
+        wait_until(lambda: dispatcher.in_flight == 1 + len(shorts), 10, "all forwarded")
+        assert dispatcher.queue_len == 0
+        time.sleep(1.0)  # let the last one reach the engine's queue
 
     gws.append(start_gateway(predictor=PromptTagPredictor()))
     assert _run_order(gws[-1].url, shorts, check) == sorted(shorts)
