@@ -23,7 +23,10 @@ def _fmt(value: object, spec: str) -> str:
 @bench_app.command("predictor")
 def bench_predictor_cmd(
     families: str | None = typer.Option(
-        None, "--families", help="Comma-separated families (default: every registered family)."
+        None,
+        "--families",
+        help="Comma-separated families, or 'all' (default: every registered family but "
+        "the optional fine-tuned formulations; see docs/predictors.md).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write rows and details here."),
     seed: int | None = typer.Option(
