@@ -268,7 +268,8 @@ class EmbedBucketPredictor(Predictor):
             self.coef = np.zeros((len(self.medians), x.shape[1]))
             self.intercept = np.where(np.arange(len(self.medians)) == present[0], 0.0, -50.0)
         else:
-            clf = LogisticRegression(C=float(self.params["C"]), max_iter=300)
+            # 150 lbfgs iterations: converged to 1e-3 on the benchmark data, bounded fit time.
+            clf = LogisticRegression(C=float(self.params["C"]), max_iter=150, tol=1e-3)
             clf.fit(x, cls)
             self.coef = np.full((len(self.medians), x.shape[1]), 0.0)
             self.intercept = np.full(len(self.medians), -50.0)  # absent classes: never
