@@ -131,13 +131,10 @@ class ProxiedResponse(Response):
                 headers["authorization"] = self.auth
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             self.forwarded_at = time.monotonic()
+            upstream = gw.upstream
+            assert upstream is not None
             try:
-                resp = await gw.client.send(
-                    gw.client.build_request(
-                        "POST", replica.url + self.path, content=content, headers=headers
-                    ),
-                    stream=True,
-                )
+                resp = await upstream.post(replica.url + self.path, content, headers)
             except httpx.HTTPError as e:
                 if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
                     gw.router.mark_down(replica)
@@ -163,7 +160,7 @@ class ProxiedResponse(Response):
             (b"x-ssjf-replica", str(t.replica.index if t.replica else -1).encode()),
         ]
 
-    async def _relay_whole(self, resp: httpx.Response, send: Send) -> None:
+    async def _relay_whole(self, resp: Any, send: Send) -> None:
         try:
             data = await resp.aread()
         except httpx.HTTPError as e:
@@ -197,7 +194,7 @@ class ProxiedResponse(Response):
         await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def _relay_stream(self, resp: httpx.Response, send: Send) -> None:
+    async def _relay_stream(self, resp: Any, send: Send) -> None:
         headers = [
             (b"content-type", resp.headers.get("content-type", "text/event-stream").encode()),
             (b"cache-control", b"no-cache"),

@@ -1,0 +1,35 @@
+"""Fine-tuned transformer length predictors (the SSJF paper's BERT setup and ranking losses).
+
+Importing this package registers the ``finetune-*`` families without importing
+torch or transformers; those load when a predictor is fitted or loaded
+(``pip install 'ssjf[predict]'``).
+"""
+
+from __future__ import annotations
+
+from ssjf.predict.finetune.predictor import (
+    FineTuneBucket,
+    FineTuneListwise,
+    FineTuneOrdinal,
+    FineTunePairwise,
+    FineTunePredictor,
+    FineTuneRegression,
+)
+
+FAMILIES = (
+    "finetune-regression",
+    "finetune-bucket",
+    "finetune-ordinal",
+    "finetune-pairwise",
+    "finetune-listwise",
+)
+
+__all__ = [
+    "FAMILIES",
+    "FineTuneBucket",
+    "FineTuneListwise",
+    "FineTuneOrdinal",
+    "FineTunePairwise",
+    "FineTunePredictor",
+    "FineTuneRegression",
+]
