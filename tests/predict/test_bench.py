@@ -81,6 +81,8 @@ def test_bench_cli_json(data_dir: Path, tmp_path: Path) -> None:
             "--families",
             "tfidf,no-such",
             "--no-e2e",
+            "--export",
+            str(tmp_path / "exp"),
             "--latency-calls",
             "10",
             "--json",
@@ -91,3 +93,29 @@ def test_bench_cli_json(data_dir: Path, tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert "no-such" in data["failures"]
     assert any(r["family"] == "tfidf" for r in data["rows"])
+    # the export replays in `ssjf simulate` with the saved predictor
+    heldout = tmp_path / "exp" / "alpaca_eval_heldout.jsonl"
+    assert heldout.is_file(), res.output
+    assert len(heldout.read_text().splitlines()) == 30
+    res = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "-w",
+            f"jsonl:{heldout}",
+            "--predictor",
+            str(tmp_path / "exp" / "predictor-tfidf"),
+            "-e",
+            "serial",
+            "--load",
+            "0.9",
+            "-n",
+            "60",
+            "--seeds",
+            "1",
+            "-p",
+            "fcfs,ssjf,sjf",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "ssjf" in res.output

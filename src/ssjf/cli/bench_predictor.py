@@ -39,6 +39,12 @@ def bench_predictor_cmd(
     e2e_requests: int = typer.Option(2000, "--e2e-requests", min=100),
     e2e_seeds: int = typer.Option(3, "--e2e-seeds", min=1),
     latency_single: int = typer.Option(200, "--latency-calls", min=10),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="Save the best predictor and the held-out sets (JSONL) here, to replay with "
+        "`ssjf simulate -w jsonl:DIR/alpaca_eval_heldout.jsonl --predictor DIR/predictor-FAMILY`.",
+    ),
 ) -> None:
     """Tau per generator, MAE, CPU latency and throughput for each family on held-out prompts."""
     # One core for the latency figures: BLAS/OpenMP pools read these at import time.
@@ -57,6 +63,7 @@ def bench_predictor_cmd(
         e2e_requests=e2e_requests,
         e2e_seeds=e2e_seeds,
         latency_single=latency_single,
+        export_dir=str(export) if export else None,
     )
     try:
         result = run_bench(cfg, report=err.print)

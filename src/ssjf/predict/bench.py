@@ -60,6 +60,7 @@ class BenchConfig:
     e2e_seeds: int = 3
     e2e_load: float = 0.9
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-family overrides
+    export_dir: str | None = None  # save the best predictor + held-out JSONL for `ssjf simulate`
 
 
 @dataclass(slots=True)
@@ -239,6 +240,40 @@ def e2e_capture(
     }
 
 
+def export_for_simulate(
+    predictor: Predictor, tests: dict[str, LengthData], directory: str
+) -> dict[str, str]:
+    """Save ``predictor`` and each held-out set as JSONL so `ssjf simulate` can replay them.
+
+    Rows carry ``prompt``, ``model``, ``output_tokens``, ``prompt_id`` and an
+    approximate ``prompt_tokens`` (regex words; the paper's cost ignores it).
+    """
+    import json
+    from pathlib import Path
+
+    from ssjf.predict.baselines import approx_tokens
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    pred_dir = root / f"predictor-{predictor.family}"
+    predictor.save(pred_dir)
+    files = {"predictor": str(pred_dir)}
+    for name, te in tests.items():
+        path = root / f"{name}_heldout.jsonl"
+        with path.open("w") as fh:
+            for p, n, m, pid in zip(te.prompts, te.lengths, te.models, te.prompt_ids, strict=True):
+                row = {
+                    "prompt": p,
+                    "model": m,
+                    "output_tokens": n,
+                    "prompt_id": pid,
+                    "prompt_tokens": approx_tokens(p),
+                }
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        files[name] = str(path)
+    return files
+
+
 def run_bench(cfg: BenchConfig, report: Report | None = None) -> dict[str, Any]:
     """The whole benchmark: rows per family and dataset, the reference, the end-to-end check."""
     say = report or (lambda _msg: None)
@@ -293,6 +328,11 @@ def run_bench(cfg: BenchConfig, report: Report | None = None) -> dict[str, Any]:
                 }
             except ImportError as exc:
                 out["e2e"] = {"skipped": f"simulator unavailable: {exc}"}
+    if cfg.export_dir and "best_family" in out:
+        out["export"] = export_for_simulate(
+            predictors[out["best_family"]], data.tests, cfg.export_dir
+        )
+        say(f"exported the best predictor and held-out prompts to {cfg.export_dir}")
     out["meta"] = {
         "split": f"{cfg.test_frac:.0%} of prompt ids of {', '.join(HELD_OUT)} held out, seed {cfg.seed}",
         "train_records": len(data.train),
