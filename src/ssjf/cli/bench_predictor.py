@@ -87,7 +87,8 @@ def bench_predictor_cmd(
             _fmt(r["prompts_per_s"], ",.0f"),
             _fmt(r.get("coverage_80"), ".0%"),
         )
-    out = Console()
+    # Wide enough for every column when the output is a file or a pipe.
+    out = Console(width=None if Console().is_terminal else 160)
     out.print(table)
     if "e2e" in result:
         e = result["e2e"]
