@@ -179,3 +179,20 @@ def test_encoder_resolution(tiny: str) -> None:
         bundled == "sentence-transformers/all-MiniLM-L6-v2"
         or Path(bundled, "config.json").is_file()
     )
+
+
+def test_generic_family_takes_the_formulation_as_a_parameter(
+    tiny: str, data: tuple, tmp_path: Path
+) -> None:
+    prompts, lengths, _ = data
+    model = make_predictor("finetune", formulation="ordinal", **_params("finetune-ordinal", tiny))
+    assert model.params["formulation"] == "ordinal"
+    model.fit(prompts, lengths)
+    model.save(tmp_path / "g")
+    loaded = load_predictor(tmp_path / "g")
+    assert loaded.family == "finetune" and loaded.form.name == "ordinal"
+    assert loaded.predict(prompts[:3]) == model.predict(prompts[:3])
+    with pytest.raises(PredictorError, match="formulation"):
+        make_predictor("finetune", formulation="poisson")
+    with pytest.raises(PredictorError, match="unknown parameter"):
+        make_predictor("finetune", formulation="listwise", n_classes=5)
