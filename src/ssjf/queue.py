@@ -134,6 +134,16 @@ class WaitingQueue:
             return False
         entry.alive = False
         self._live -= 1
+        # Removal is lazy; keep dead entries from piling up when many requests leave
+        # without being popped (gateway clients that disconnect while queued).
+        if self._live == 0:
+            self._heap.clear()
+            self._by_deadline.clear()
+        elif len(self._heap) + len(self._by_deadline) > 4 * self._live + 64:
+            self._heap = [e for e in self._heap if e.alive]
+            heapq.heapify(self._heap)
+            self._by_deadline = [t for t in self._by_deadline if t[2].alive]
+            heapq.heapify(self._by_deadline)
         return True
 
     def peek(self, now: float) -> Request | None:

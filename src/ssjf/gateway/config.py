@@ -1,0 +1,201 @@
+"""Gateway configuration: one pydantic model, read from a TOML/JSON file and overridden by flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Backend = Literal["vllm", "sglang", "fifo"]
+
+
+class ConfigError(ValueError):
+    """A gateway configuration that cannot work; the message says which setting and why."""
+
+
+class GatewayConfig(BaseModel):
+    """Everything `ssjf serve` needs. Every default says why it is what it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- upstream engines -------------------------------------------------------------
+    #: Base URLs of the engine replicas (with or without a trailing /v1). Required.
+    upstreams: list[str] = Field(default_factory=list)
+    #: Which adapter talks to them: vllm/sglang forward a priority, fifo relies on the
+    #: gateway-held queue alone (llama.cpp, Ollama, TGI, vLLM with --scheduling-policy fcfs).
+    backend: Backend = "vllm"
+    #: What the vLLM engine was started with. A vLLM running `fcfs` silently ignores the
+    #: priority field, so the gateway must be told; with "fcfs" it sends none and relies
+    #: on its own queue (max_in_flight is then required).
+    vllm_scheduling_policy: Literal["priority", "fcfs"] = "priority"
+    #: Also send the priority as the `X-Vllm-Priority` header (vLLM lets it override the
+    #: body field). Off: the body field is enough and keeps requests unchanged otherwise.
+    vllm_priority_header: bool = False
+    #: SGLang with `--schedule-low-priority-values-first` uses vLLM's convention; its
+    #: default is the opposite (larger = more important).
+    sglang_low_priority_values_first: bool = False
+    #: Engine slots per replica the gateway may fill. None = forward at once (the engine
+    #: orders by priority); a number = hold requests in the gateway's policy-ordered
+    #: queue, which keeps the choice open (vLLM never evicts a running request).
+    max_in_flight: int | None = Field(default=None, ge=1)
+
+    # --- scheduling -------------------------------------------------------------------
+    #: Same registry as the simulator; oracle policies are refused (no true lengths here).
+    policy: str = "ssjf"
+    policy_params: dict[str, Any] = Field(default_factory=dict)
+    #: Starvation guard (see ssjf.queue.StarvationGuard); None/None disables it. 60 s caps
+    #: how long a long request can be overtaken by a stream of short ones.
+    max_wait_s: float | None = Field(default=60.0, ge=0)
+    wait_factor: float | None = Field(default=None, gt=0)
+    seconds_per_token: float = Field(default=0.02, gt=0)
+    #: Requests waiting in the gateway queue before new ones get 429. 1024 bounds memory
+    #: (a request holds its body) while absorbing bursts far above engine capacity.
+    max_queue: int = Field(default=1024, ge=0)
+    #: Seconds in the Retry-After header of a 429: a queue this full drains in seconds.
+    retry_after_s: int = Field(default=1, ge=0)
+
+    # --- priorities sent to engines ---------------------------------------------------
+    #: Predicted tokens per priority level: coarse buckets keep ties (then arrival order)
+    #: among requests of about the same length, as the engine's tie-break is FCFS.
+    priority_bucket_tokens: int = Field(default=8, ge=1)
+    #: Ask streams for their final usage chunk (stream_options.include_usage) on the
+    #: client's behalf, stripping it again if the client did not ask: the true output
+    #: length feeds the traffic log and metrics. Off for engines that reject the field.
+    request_stream_usage: bool = True
+    #: Highest priority value sent (the longest bucket); vLLM accepts any int.
+    priority_max: int = Field(default=1024, ge=1)
+
+    # --- predictor --------------------------------------------------------------------
+    #: Directory of a saved predictor (ssjf.predict.load_predictor). None = no predictor:
+    #: every request gets the fallback estimate, capped by its max_tokens.
+    predictor: str | None = None
+    #: Micro-batching window: the first request of a batch waits at most this long for
+    #: others, so one predictor call serves a burst.
+    predictor_batch_window_ms: float = Field(default=2.0, ge=0)
+    predictor_max_batch: int = Field(default=64, ge=1)
+    #: Past this a request is scheduled with the fallback estimate instead of waiting.
+    predictor_timeout_ms: float = Field(default=50.0, gt=0)
+    #: The fallback estimate in tokens (predictor absent, failed or late).
+    fallback_tokens: float = Field(default=256.0, ge=0)
+
+    # --- HTTP -------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: Bodies above this get 413. 8 MiB fits very long prompts; larger is likely abuse.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    #: Longest silence from the engine (between bytes) before 504: generation is slow,
+    #: but an engine silent for 10 minutes is stuck.
+    read_timeout_s: float = Field(default=600.0, gt=0)
+    #: After a connection failure a replica is skipped by the router for this long.
+    replica_cooldown_s: float = Field(default=2.0, ge=0)
+
+    # --- traffic log ------------------------------------------------------------------
+    #: JSONL record per request (for `ssjf train --data FILE`). None = off.
+    traffic_log: str | None = None
+    #: Prompt text in the log (needed to retrain; off by default for privacy).
+    log_prompts: bool = False
+
+    @field_validator("upstreams")
+    @classmethod
+    def _strip_urls(cls, v: list[str]) -> list[str]:
+        out = []
+        for url in v:
+            url = url.strip().rstrip("/")
+            if url.endswith("/v1"):
+                url = url[: -len("/v1")]
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"upstream {url!r} must start with http:// or https://")
+            out.append(url)
+        return out
+
+    @model_validator(mode="after")
+    def _check(self) -> GatewayConfig:
+        from ssjf.policies import available_policies
+
+        policies = available_policies()
+        if self.policy not in policies:
+            known = ", ".join(sorted(n for n, c in policies.items() if not c.oracle))
+            raise ValueError(f"policy {self.policy!r} is unknown; gateway policies: {known}")
+        if policies[self.policy].oracle:
+            known = ", ".join(sorted(n for n, c in policies.items() if not c.oracle))
+            raise ValueError(
+                f"policy {self.policy!r} is an oracle (reads true output lengths, which only "
+                f"the simulator has); use one of: {known}"
+            )
+        if self.backend == "fifo" and self.max_in_flight is None:
+            raise ValueError(
+                "backend 'fifo' needs max_in_flight (the engine's slot count, e.g. "
+                "llama-server -np N): the gateway's queue is the only scheduler there"
+            )
+        if (
+            self.backend == "vllm"
+            and self.vllm_scheduling_policy == "fcfs"
+            and self.max_in_flight is None
+        ):
+            raise ValueError(
+                "vllm_scheduling_policy 'fcfs' ignores priorities: set max_in_flight so the "
+                "gateway holds requests in its own queue (or start vLLM with "
+                "--scheduling-policy priority)"
+            )
+        return self
+
+    @property
+    def sends_priority(self) -> bool:
+        """Whether requests carry a priority the engine honours."""
+        if self.backend == "vllm":
+            return self.vllm_scheduling_policy == "priority"
+        return self.backend == "sglang"
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Raw settings from a .toml or .json file (a clear error naming the file otherwise)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read gateway config: {e.strerror or e}") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else _toml_loads(p, text)
+    except ValueError as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.') or 'TOML'}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the gateway config must be a table/object of settings")
+    # A [gateway] table is accepted so the settings can share a file with others.
+    section = data.get("gateway", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{p}: [gateway] must be a table of settings")
+    return dict(section)
+
+
+def _toml_loads(p: Path, text: str) -> Any:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise ConfigError(f"{p}: TOML needs Python >= 3.11 (or tomli); use JSON") from None
+    return tomllib.loads(text)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> GatewayConfig:
+    """Settings from ``path`` (optional), then ``overrides`` (flags set on the command line)."""
+    raw: dict[str, Any] = read_config_file(path) if path is not None else {}
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    where = f"{path}: " if path is not None else ""
+    try:
+        cfg = GatewayConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "config"
+            lines.append(f"{loc}: {err['msg']}")
+        raise ConfigError(f"{where}invalid gateway config: " + "; ".join(lines)) from None
+    if not cfg.upstreams:
+        raise ConfigError(f"{where}no upstream: give --upstream URL (or upstreams = [...])")
+    return cfg

@@ -1,0 +1,309 @@
+"""One request's life after admission: wait for a slot, forward, relay, finish.
+
+``ProxiedResponse`` is an ASGI response that runs the upstream exchange in a
+task while a second task watches for the client going away. A disconnect
+cancels the exchange: a queued request leaves the queue, an in-flight one
+closes its upstream response (the engine aborts it) and frees its slot. Every
+path ends in ``_finish``, which releases the ticket exactly once and records
+the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from starlette.responses import Response
+
+from ssjf.gateway.errors import GatewayError, classify_upstream, error_body
+from ssjf.gateway.schemas import ParsedRequest
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
+    from ssjf.gateway.app import Gateway
+    from ssjf.gateway.dispatcher import Ticket
+
+_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n)", re.DOTALL)
+_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+#: Bytes held while waiting for the end of an SSE event before passing them on raw
+#: (an upstream that never ends its events must not make the gateway buffer forever).
+MAX_PENDING_BYTES = 1 << 16
+#: Status recorded for a client that went away before its answer (nginx's convention).
+CLIENT_CLOSED = 499
+
+
+def _event_cut(buf: bytes) -> int:
+    """Length of the prefix of ``buf`` made of complete SSE events (0 if none)."""
+    i = buf.rfind(b"\n\n")
+    j = buf.rfind(b"\r\n\r\n")
+    return max(i + 2 if i >= 0 else 0, j + 4 if j >= 0 else 0)
+
+
+def _data_payload(event: bytes) -> bytes:
+    return b"\n".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
+
+
+class ProxiedResponse(Response):
+    """ASGI response forwarding one admitted request upstream.
+
+    A Starlette ``Response`` only so FastAPI passes it through untouched; it
+    sends its own status and headers, decided once the engine has answered.
+    """
+
+    def __init__(
+        self,
+        gw: Gateway,
+        parsed: ParsedRequest,
+        ticket: Ticket,
+        path: str,
+        endpoint: str,
+        arrival: float,
+        source: str,
+        auth: str | None,
+    ) -> None:
+        self.background = None
+        self.gw = gw
+        self.parsed = parsed
+        self.ticket = ticket
+        self.path = path
+        self.endpoint = endpoint
+        self.arrival = arrival
+        self.source = source
+        self.auth = auth
+        self.status = 0
+        self.error_type: str | None = None
+        self.usage_completion: int | None = None
+        self.usage_prompt: int | None = None
+        self.ttft: float | None = None
+        self.forwarded_at: float | None = None
+        self.started = False  # response headers sent to the client
+        # Usage requested on the client's behalf: its chunk must not reach the client.
+        self.strip_usage = (
+            parsed.stream and not parsed.client_wants_usage and gw.config.request_stream_usage
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        work = asyncio.ensure_future(self._run(send))
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                # The client went away: stop waiting / close the upstream response.
+                work.cancel()
+                await asyncio.wait((work,))
+                self.status = CLIENT_CLOSED
+                self.gw.metrics.disconnects.labels(
+                    "in_flight" if self.forwarded_at is not None else "queued"
+                ).inc()
+            else:
+                watch.cancel()
+                exc = work.exception()
+                if exc is not None:
+                    raise exc
+        except asyncio.CancelledError:
+            work.cancel()
+            watch.cancel()
+            raise
+        finally:
+            self._finish()
+
+    async def _run(self, send: Send) -> None:
+        gw = self.gw
+        ticket = self.ticket
+        try:
+            if ticket.replica is None:
+                await gw.dispatcher.wait(ticket)
+            replica = ticket.replica
+            assert replica is not None
+            parsed = self.parsed
+            body = parsed.body
+            headers = gw.backend.prepare(
+                body, ticket.req.predicted_tokens, parsed.stream, self.strip_usage
+            )
+            headers["content-type"] = "application/json"
+            if self.auth is not None:
+                headers["authorization"] = self.auth
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            self.forwarded_at = time.monotonic()
+            try:
+                resp = await gw.client.send(
+                    gw.client.build_request(
+                        "POST", replica.url + self.path, content=content, headers=headers
+                    ),
+                    stream=True,
+                )
+            except httpx.HTTPError as e:
+                if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
+                    gw.router.mark_down(replica)
+                await self._send_error(send, classify_upstream(e))
+                return
+            try:
+                if parsed.stream and resp.status_code == 200:
+                    await self._relay_stream(resp, send)
+                else:
+                    await self._relay_whole(resp, send)
+            finally:
+                await resp.aclose()
+        except GatewayError as e:
+            await self._send_error(send, e)
+
+    def _extra_headers(self) -> list[tuple[bytes, bytes]]:
+        t = self.ticket
+        overhead = (self.forwarded_at or time.monotonic()) - self.arrival - t.queue_wait
+        return [
+            (b"x-ssjf-predicted-tokens", str(round(t.req.predicted_tokens, 1)).encode()),
+            (b"x-ssjf-queue-wait-ms", f"{t.queue_wait * 1e3:.3f}".encode()),
+            (b"x-ssjf-overhead-ms", f"{overhead * 1e3:.3f}".encode()),
+            (b"x-ssjf-replica", str(t.replica.index if t.replica else -1).encode()),
+        ]
+
+    async def _relay_whole(self, resp: httpx.Response, send: Send) -> None:
+        try:
+            data = await resp.aread()
+        except httpx.HTTPError as e:
+            await self._send_error(send, classify_upstream(e))
+            return
+        self.status = resp.status_code
+        ctype = resp.headers.get("content-type", "application/json")
+        if resp.status_code == 200:
+            m = _COMPLETION_TOKENS.search(data)
+            if m:
+                self.usage_completion = int(m.group(1))
+            m = _PROMPT_TOKENS.search(data)
+            if m:
+                self.usage_prompt = int(m.group(1))
+        else:
+            self.error_type = f"upstream_{resp.status_code}"
+            if not data.lstrip().startswith(b"{"):
+                # Not the engine's own JSON error (e.g. a proxy's HTML page): wrap it so
+                # clients always get the OpenAI error shape, keeping the status.
+                text = data.decode("utf-8", "replace").strip()[:500]
+                data = json.dumps(
+                    error_body(f"upstream returned {resp.status_code}: {text}", "upstream_error")
+                ).encode()
+                ctype = "application/json"
+        headers = [
+            (b"content-type", ctype.encode()),
+            (b"content-length", str(len(data)).encode()),
+            *self._extra_headers(),
+        ]
+        self.started = True
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    async def _relay_stream(self, resp: httpx.Response, send: Send) -> None:
+        headers = [
+            (b"content-type", resp.headers.get("content-type", "text/event-stream").encode()),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            *self._extra_headers(),
+        ]
+        self.started = True
+        self.status = 200
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        ticket = self.ticket
+        buf = b""
+        try:
+            async for chunk in resp.aiter_raw():
+                if self.ttft is None:
+                    self.ttft = time.monotonic() - self.arrival
+                buf = buf + chunk if buf else chunk
+                cut = _event_cut(buf)
+                if cut == 0:
+                    if len(buf) < MAX_PENDING_BYTES:
+                        continue
+                    cut = len(buf)
+                out, buf = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
+                ticket.progress(out.count(b"data:"))
+                if b'"usage"' in out:
+                    out = self._take_usage(out)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            if buf:
+                await send({"type": "http.response.body", "body": buf, "more_body": True})
+        except httpx.HTTPError as e:
+            # The engine died or stalled mid-stream: tell the client in-band, then end.
+            err = classify_upstream(e)
+            self.status = err.status
+            self.error_type = err.type
+            await send({"type": "http.response.body", "body": err.sse_event(), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _take_usage(self, block: bytes) -> bytes:
+        """Record the usage found in ``block``; drop the usage-only chunk if we asked for it."""
+        kept: list[bytes] = []
+        changed = False
+        pos = 0
+        for m in _EVENT.finditer(block):
+            event = m.group(0)
+            pos = m.end()
+            if b'"usage"' in event:
+                try:
+                    obj: Any = json.loads(_data_payload(event))
+                except ValueError:
+                    obj = None
+                if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
+                    usage = obj["usage"]
+                    if isinstance(usage.get("completion_tokens"), int):
+                        self.usage_completion = usage["completion_tokens"]
+                    if isinstance(usage.get("prompt_tokens"), int):
+                        self.usage_prompt = usage["prompt_tokens"]
+                    if self.strip_usage and not obj.get("choices"):
+                        changed = True
+                        continue
+            kept.append(event)
+        if not changed:
+            return block
+        kept.append(block[pos:])
+        return b"".join(kept)
+
+    async def _send_error(self, send: Send, err: GatewayError) -> None:
+        self.status = err.status
+        self.error_type = err.type
+        if self.started:
+            await send({"type": "http.response.body", "body": err.sse_event(), "more_body": False})
+            return
+        body = err.body_bytes()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *[(k.lower().encode(), v.encode()) for k, v in err.headers.items()],
+        ]
+        self.started = True
+        await send({"type": "http.response.start", "status": err.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _finish(self) -> None:
+        gw = self.gw
+        ticket = self.ticket
+        gw.dispatcher.release(ticket)
+        now = time.monotonic()
+        e2e = now - self.arrival
+        queued = ticket.queue_wait if ticket.replica is not None else now - ticket.queued_at
+        gw.record(
+            self.endpoint,
+            self.parsed,
+            status=self.status or CLIENT_CLOSED,
+            error_type=self.error_type,
+            predicted=ticket.req.predicted_tokens,
+            source=self.source,
+            actual=self.usage_completion,
+            prompt_tokens=self.usage_prompt,
+            queue_wait=queued,
+            ttft=self.ttft,
+            e2e=e2e,
+            replica=ticket.replica.index if ticket.replica is not None else None,
+        )
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

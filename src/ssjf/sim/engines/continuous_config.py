@@ -1,0 +1,63 @@
+"""Parameters of the continuous-batching engines (shared by the fast and reference models)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuousParams:
+    """vLLM-like iteration-level batching limits.
+
+    Rules (the same for every policy; both continuous engines implement them):
+
+    * Each step first gives every running sequence past its prefill one decode
+      token. A sequence holds ``ceil(context / block_size)`` KV blocks; when a
+      decode token needs a new block and none is free, the running request with
+      the WORST policy key (ties: latest arrival, then latest admitted) is
+      preempted by recompute — its blocks are freed and it goes back to the
+      waiting queue keeping its generated tokens — until the block is found or
+      the sequence itself was the one preempted (running order = admission order).
+    * The rest of the per-step token budget goes to prefill chunks of running
+      sequences still prefilling (admission order), then to admissions: the
+      queue's head is admitted while a slot is free, budget is left and its
+      whole prefill (prompt + tokens generated before a preemption) fits in the
+      free blocks; otherwise nothing behind it is admitted (head of line). A
+      waiting request never evicts a running one.
+    * A sequence that completes its prefill in a step emits a token at the end
+      of that step (its first token, or the next one after a recompute).
+    """
+
+    max_num_seqs: int = 32  # vLLM-style cap on running sequences (the bench's figure)
+    max_num_batched_tokens: int = 2048  # vLLM's chunked-prefill token budget per step
+    block_size: int = 16  # vLLM's default KV block size (tokens)
+    # ~80K tokens of KV cache: what remains of one 80 GB GPU after the weights of a
+    # 7B model (~7,000 blocks at 0.5 MB/token) or a 13B model (~3,500 blocks).
+    num_kv_blocks: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "max_num_batched_tokens", "block_size", "num_kv_blocks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(
+                "max_num_batched_tokens must be >= max_num_seqs (every running sequence "
+                f"needs one token per step); got {self.max_num_batched_tokens} < {self.max_num_seqs}"
+            )
+
+    def _spec(self, kind: str) -> str:
+        return (
+            f"{kind}:{self.max_num_seqs}:tokens={self.max_num_batched_tokens}"
+            f":block={self.block_size}:blocks={self.num_kv_blocks}"
+        )
+
+    def check_fits(self, prompts: list[int], lengths: list[int]) -> None:
+        """Every request must fit the KV cache on its own, or it could never finish."""
+        bs, cap = self.block_size, self.num_kv_blocks
+        for i, (p, length) in enumerate(zip(prompts, lengths, strict=True)):
+            need = -(-(p + length - 1) // bs)
+            if need > cap:
+                raise ValueError(
+                    f"request #{i}: {p} prompt + {length} output tokens need {need} KV blocks "
+                    f"of {bs} tokens but the cache has {cap}; raise num_kv_blocks"
+                )

@@ -1,0 +1,46 @@
+"""Serial engine: one request at a time, no batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ssjf.sim.engines.base import Engine, RunContext
+
+
+@dataclass(frozen=True, slots=True)
+class SerialEngine(Engine):
+    """Serves one request at a time to completion; never idles while requests wait."""
+
+    @property
+    def spec(self) -> str:
+        return "serial"
+
+    def run(self, ctx: RunContext) -> None:
+        """Serve requests one by one in the queue's order."""
+        reqs, order, queue, index = ctx.reqs, ctx.order, ctx.queue, ctx.index
+        prompts, lengths, cost = ctx.prompts, ctx.lengths, ctx.cost
+        n = len(order)
+        ai = 0
+        t = 0.0
+        for _ in range(n):
+            while ai < n and reqs[order[ai]].arrival <= t:
+                r = reqs[order[ai]]
+                queue.add(r, r.arrival)
+                ai += 1
+            if not queue:  # idle: jump to the next arrival
+                r = reqs[order[ai]]
+                t = r.arrival
+                while ai < n and reqs[order[ai]].arrival <= t:
+                    r = reqs[order[ai]]
+                    queue.add(r, r.arrival)
+                    ai += 1
+            req = queue.pop(t)
+            i = index[id(req)]
+            p, length = prompts[i], lengths[i]
+            ctx.first_scheduled[i] = t
+            t += cost.step_time(p, 1, 0, 1)
+            ctx.first_token[i] = t
+            req.generated = 1
+            t += cost.decode_run_time(1, p, length - 1)
+            req.generated = length
+            ctx.completion[i] = t

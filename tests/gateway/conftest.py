@@ -1,0 +1,61 @@
+"""Fixtures: a fake engine and gateways started in threads on 127.0.0.1 random ports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from ssjf.gateway.app import Gateway, create_app
+from ssjf.gateway.config import load_config
+
+from .fake_upstream import FakeEngine, ServerThread
+
+
+class RunningGateway:
+    """A gateway in a thread: its URL and its live state."""
+
+    def __init__(self, server: ServerThread, gw: Gateway) -> None:
+        self.server = server
+        self.gw = gw
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def wait_for(self, cond: Callable[[Gateway], bool], timeout: float = 10.0) -> None:
+        """Poll until ``cond(gateway)`` holds (state is read across threads; ints only)."""
+        deadline = time.monotonic() + timeout
+        while not cond(self.gw):
+            if time.monotonic() > deadline:
+                raise AssertionError("gateway state never reached the expected condition")
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def engine() -> Iterator[tuple[FakeEngine, ServerThread]]:
+    fake = FakeEngine()
+    server = ServerThread(fake.app()).start()
+    yield fake, server
+    server.stop(force=True)
+
+
+@pytest.fixture
+def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
+    started: list[ServerThread] = []
+
+    def start(predictor: Any = None, **settings: Any) -> RunningGateway:
+        cfg = load_config(None, settings)
+        app = create_app(cfg, predictor=predictor)
+        server = ServerThread(app).start()
+        started.append(server)
+        return RunningGateway(server, app.state.gateway)
+
+    yield start
+    for s in started:
+        s.stop(force=True)

@@ -1,0 +1,204 @@
+"""A fake OpenAI-compatible engine for the gateway's unit tests (tests only, 127.0.0.1).
+
+Behaviour is steered by extra body fields, which the gateway must pass through
+unchanged (so every test also checks pass-through):
+
+- ``fake_token_delay``: seconds per generated token (default: the server's);
+- ``fake_status``: answer with this HTTP error status instead;
+- ``fake_die_after``: a stream breaks the connection after this many tokens;
+- ``fake_gate``: hold the request until the test calls ``engine.gate.set()``;
+- ``max_tokens``: tokens generated (default 8), one SSE chunk each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+class Died(Exception):
+    """Raised inside a stream to make uvicorn drop the connection mid-body."""
+
+
+class FakeEngine:
+    """State shared by the fake engine's routes: what it received, how it behaves."""
+
+    def __init__(self, token_delay: float = 0.0, keep: int = 10_000) -> None:
+        self.token_delay = token_delay
+        self.received: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.headers: deque[dict[str, str]] = deque(maxlen=keep)
+        self.order: deque[str] = deque(maxlen=keep)  # prompts in arrival order
+        self.active = 0
+        self.max_active = 0
+        self.finished = 0
+        self.aborted = 0
+        self.lock = threading.Lock()
+        #: Requests sent with ``fake_gate`` wait until this is set (deterministic "long" jobs).
+        self.gate = threading.Event()
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/completions", self.completions, methods=["POST"]),
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+            ]
+        )
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def completions(self, request: Request) -> Response:
+        return await self._serve(request, chat=False)
+
+    async def chat(self, request: Request) -> Response:
+        return await self._serve(request, chat=True)
+
+    async def _serve(self, request: Request, chat: bool) -> Response:
+        body = json.loads(await request.body())
+        self.received.append(body)
+        self.headers.append(dict(request.headers))
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        self.order.append(prompt if isinstance(prompt, str) else json.dumps(prompt))
+        if "fake_status" in body:
+            status = int(body["fake_status"])
+            return JSONResponse(
+                {"error": {"message": "fake failure", "type": "fake", "param": None, "code": None}},
+                status_code=status,
+            )
+        n = int(body.get("max_tokens") or 8)
+        delay = float(body.get("fake_token_delay", self.token_delay))
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            die_after = body.get("fake_die_after")
+            return StreamingResponse(
+                self._stream(chat, n, delay, usage, die_after, request),
+                media_type="text/event-stream",
+            )
+        self._enter()
+        try:
+            while body.get("fake_gate") and not self.gate.is_set():
+                await asyncio.sleep(0.005)
+            if delay:
+                await asyncio.sleep(delay * n)
+        except asyncio.CancelledError:
+            self._leave(aborted=True)
+            raise
+        self._leave()
+        text = "x" * n
+        choice: dict[str, Any] = (
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length",
+            }
+            if chat
+            else {"index": 0, "text": text, "finish_reason": "length"}
+        )
+        return JSONResponse(
+            {
+                "id": "cmpl-fake",
+                "object": "chat.completion" if chat else "text_completion",
+                "model": body.get("model", "fake"),
+                "choices": [choice],
+                "usage": {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": n + 3},
+            }
+        )
+
+    def _enter(self) -> None:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def _leave(self, aborted: bool = False) -> None:
+        with self.lock:
+            self.active -= 1
+            if aborted:
+                self.aborted += 1
+            else:
+                self.finished += 1
+
+    async def _stream(
+        self, chat: bool, n: int, delay: float, usage: bool, die_after: Any, request: Request
+    ) -> Any:
+        self._enter()
+        done = False
+        try:
+            for i in range(n):
+                if die_after is not None and i >= int(die_after):
+                    raise Died("fake engine died mid-stream")
+                if delay:
+                    await asyncio.sleep(delay)
+                if await request.is_disconnected():
+                    return
+                delta = {"content": "x"} if chat else None
+                choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": "x"}
+                yield f"data: {json.dumps({'id': 'c', 'choices': [choice]})}\n\n"
+            if usage:
+                u = {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": n + 3}
+                yield f"data: {json.dumps({'id': 'c', 'choices': [], 'usage': u})}\n\n"
+            yield "data: [DONE]\n\n"
+            done = True
+        finally:
+            self._leave(aborted=not done)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """Runs an ASGI app with uvicorn in a background thread on 127.0.0.1."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="critical",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, force: bool = False) -> None:
+        if self.server is None or self.thread is None:
+            return
+        self.server.should_exit = True
+        if force:
+            self.server.force_exit = True
+        self.thread.join(timeout=10)
+        self.server = None
+        self.thread = None

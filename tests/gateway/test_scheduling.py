@@ -1,0 +1,167 @@
+"""The gateway-held queue: SSJF order, 429 when full, disconnects, replica routing."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from .helpers import FakePredictor, completion, post_json, raw_request
+
+
+def test_fifo_backend_releases_shortest_predicted_first(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1)
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        futs = []
+        for n in (50, 10, 40, 20, 30):
+            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
+            # Arrival order is the submission order (so FCFS would keep it).
+            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
+        fake.gate.set()
+        assert first.result().status_code == 200
+        assert all(f.result().status_code == 200 for f in futs)
+    assert list(fake.order) == ["len=1 first", "len=10", "len=20", "len=30", "len=40", "len=50"]
+    assert fake.max_active == 1
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0 and g.dispatcher.queue_len == 0)
+
+
+def test_fcfs_policy_keeps_arrival_order(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(
+        FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1, policy="fcfs"
+    )
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        futs = []
+        for n in (50, 10, 40):
+            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
+            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
+        fake.gate.set()
+        assert first.result().status_code == 200 and all(
+            f.result().status_code == 200 for f in futs
+        )
+    assert list(fake.order) == ["len=1 first", "len=50", "len=10", "len=40"]
+
+
+def test_queue_full_gives_429_with_retry_after(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(
+        upstreams=[up.url], backend="fifo", max_in_flight=1, max_queue=2, retry_after_s=3
+    )
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(4) as pool:
+        a = pool.submit(post_json, url, completion("a", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        b = pool.submit(post_json, url, completion("b"))
+        c = pool.submit(post_json, url, completion("c"))
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 2)
+        r = post_json(url, completion("d"))
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "3"
+        err = r.json()["error"]
+        assert err["type"] == "overloaded_error" and err["code"] == "queue_full"
+        assert {"message", "type", "param", "code"} <= set(err)
+        fake.gate.set()
+        assert [f.result().status_code for f in (a, b, c)] == [200, 200, 200]
+    m = httpx.get(gw.url + "/metrics").text
+    assert "ssjf_gateway_rejected_total 1.0" in m
+
+
+def test_disconnect_while_queued_frees_the_place(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1, max_queue=1)
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(post_json, url, completion("a", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        sock = raw_request(
+            gw.server.port, "/v1/completions", json.dumps(completion("gone")).encode()
+        )
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 1)
+        sock.close()
+        # The queued request leaves the queue while "a" is still running...
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 0, timeout=2)
+        assert gw.gw.dispatcher.in_flight == 1
+        # ...so its place is free for another request (max_queue=1, no 429).
+        b = pool.submit(post_json, url, completion("b"))
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 1)
+        fake.gate.set()
+        assert a.result().status_code == 200
+        assert b.result().status_code == 200
+    assert "gone" not in fake.order
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
+
+
+def test_disconnect_in_flight_stream_frees_slot_and_closes_upstream(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
+    body = completion("long", 200, stream=True, fake_token_delay=0.02)
+    with httpx.stream("POST", gw.url + "/v1/completions", json=body, timeout=10) as r:
+        it = r.iter_raw()
+        assert next(it).startswith(b"data: ")
+    # Leaving the block closed the connection mid-stream.
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0, timeout=3)
+    deadline_ok = False
+    for _ in range(300):
+        if fake.aborted >= 1 and fake.active == 0:
+            deadline_ok = True
+            break
+        httpx.get(up.url + "/v1/models")  # let time pass on the engine side
+    assert deadline_ok, "the upstream stream was not closed"
+    assert post_json(gw.url + "/v1/completions", completion("next")).status_code == 200
+
+
+def test_disconnect_in_flight_plain_frees_slot(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
+    body = json.dumps(completion("slow", 100, fake_token_delay=0.05)).encode()
+    sock = raw_request(gw.server.port, "/v1/completions", body)
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+    sock.close()
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0, timeout=2)
+    r = post_json(gw.url + "/v1/completions", completion("next"), timeout=3)
+    assert r.status_code == 200
+
+
+def test_routes_by_least_predicted_outstanding_work(start_gateway):
+    from .fake_upstream import FakeEngine, ServerThread
+
+    fakes = [FakeEngine(), FakeEngine()]
+    servers = [ServerThread(f.app()).start() for f in fakes]
+    try:
+        gw = start_gateway(FakePredictor(), upstreams=[s.url for s in servers], backend="vllm")
+        url = gw.url + "/v1/completions"
+        with ThreadPoolExecutor(4) as pool:
+            long = pool.submit(post_json, url, completion("len=500", 10, fake_gate=True))
+            gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+            # The long request went to replica 0 (tie -> lowest index); short ones avoid it.
+            r1 = post_json(url, completion("len=10"))
+            r2 = post_json(url, completion("len=20", 4, fake_token_delay=0.0))
+            fakes[0].gate.set()
+            assert long.result().headers["x-ssjf-replica"] == "0"
+        assert r1.headers["x-ssjf-replica"] == "1"
+        assert r2.headers["x-ssjf-replica"] == "1"
+        assert list(fakes[0].order) == ["len=500"]
+    finally:
+        for s in servers:
+            s.stop(force=True)
+
+
+def test_replica_down_is_avoided(engine, start_gateway):
+    fake, up = engine
+    from .fake_upstream import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    gw = start_gateway(upstreams=[dead, up.url], backend="vllm", replica_cooldown_s=30)
+    r = post_json(gw.url + "/v1/completions", completion("x"))
+    assert r.status_code == 503  # the first pick was the dead replica (tie -> index 0)
+    r = post_json(gw.url + "/v1/completions", completion("y"))
+    assert r.status_code == 200 and r.headers["x-ssjf-replica"] == "1"
+    assert list(fake.order) == ["y"]
