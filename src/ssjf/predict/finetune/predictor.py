@@ -168,6 +168,8 @@ class FineTunePredictor(Predictor):
 
         torch.manual_seed(int(p["seed"]))
         head = self.form.make_head(int(encoder.config.hidden_size))
+        targets = self.form.targets(groups)
+        self.form.init_head(head, targets)
         self._model = LengthModel(encoder, head, float(p["dropout"]))
         ids = self._encode(texts, prefixes)
         config = TrainConfig(
@@ -185,7 +187,7 @@ class FineTunePredictor(Predictor):
         )
         tag = f"{enc_name}|{p['max_length']}|{p['truncation']}"
         res = train(
-            self._model, self.form, ids, self.form.targets(groups), group_ids,
+            self._model, self.form, ids, targets, group_ids,
             self._pad_id, config, cache_tag=tag,
         )  # fmt: skip
         assert res.outputs is not None
