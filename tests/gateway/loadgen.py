@@ -4,6 +4,18 @@
 Poisson arrivals at RATE/s (half streaming, 5% abandoned early by the client),
 checks every answer, and prints a JSON summary: counts by outcome ("ok", "429",
 "abandoned", or "bad: ..." for anything else) and the offered rate achieved.
+
+The client must not drop connections by itself, or the test would blame the
+gateway for them. httpcore's pool (1.0.9, encode/httpcore#1110) can close an idle
+pooled connection that a pass has already assigned to a queued request: when
+several connections are closed in one pass, the close of the first yields, the
+request starts on the second, and the rest of the pass then closes it under the
+request, which fails with an empty ``ReadError``. On a loaded machine (a slow event
+loop between assignment and start) this happened about once per 2,000 requests.
+The pool only closes idle connections that have expired (``keepalive_expiry``),
+that the server closed, or beyond ``max_keepalive_connections``; so the client has
+no expiry, keeps every connection, and the test's gateway keeps idle connections
+open longer than a run (``KEEP_ALIVE_S``).
 """
 
 from __future__ import annotations
@@ -16,6 +28,21 @@ import sys
 import time
 
 import httpx
+
+#: The gateway's keep-alive for the reliability test: longer than any run, so the
+#: server never closes an idle connection the client's pool could be handing out.
+KEEP_ALIVE_S = 600
+MAX_CONNECTIONS = 1000
+
+
+def make_client() -> httpx.AsyncClient:
+    """The load generator's client: idle connections are never closed by the pool."""
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_CONNECTIONS,
+        keepalive_expiry=None,
+    )
+    return httpx.AsyncClient(limits=limits)
 
 
 async def one(
@@ -65,8 +92,7 @@ async def one(
 
 async def run(url: str, n: int, rate: float, seed: int, tokens: int, delay: float) -> dict:
     rng = random.Random(seed)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx.AsyncClient(limits=limits) as client:
+    async with make_client() as client:
         loop = asyncio.get_running_loop()
         tasks = []
         start = loop.time()
@@ -78,10 +104,12 @@ async def run(url: str, n: int, rate: float, seed: int, tokens: int, delay: floa
                 await asyncio.sleep(wait)
             tasks.append(asyncio.ensure_future(one(client, url, i, rng, tokens, delay)))
         sent_s = loop.time() - start
-        try:
-            results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
-        except asyncio.TimeoutError:
-            results = [t.result() if t.done() else "bad: hung" for t in tasks]
+        # Not wait_for(gather): its timeout cancels the tasks, and a cancelled task's
+        # result() raises, which crashed the load generator instead of reporting.
+        _, pending = await asyncio.wait(tasks, timeout=120)
+        results = ["bad: hung" if task in pending else task.result() for task in tasks]
+        for task in pending:
+            task.cancel()
     counts: dict[str, int] = {}
     for r in results:
         counts[r] = counts.get(r, 0) + 1

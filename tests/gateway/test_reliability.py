@@ -23,6 +23,7 @@ from ssjf.gateway.proxy import ProxiedResponse
 from ssjf.request import Request
 
 from .fake_upstream import free_port
+from .loadgen import KEEP_ALIVE_S
 
 HERE = Path(__file__).parent
 SLOTS = 4
@@ -92,6 +93,9 @@ def test_twice_capacity_every_request_answered_or_429(engine_process, start_gate
         max_in_flight=SLOTS,
         max_queue=16,
         traffic_log=str(tmp_path / "traffic.jsonl"),
+        # Idle connections outlive the run: the load generator's pool must never see
+        # one closed under it (see loadgen.py), so any dropped connection is the gateway's.
+        keep_alive_s=KEEP_ALIVE_S,
     )
     url = gw.url + "/v1/completions"
     warm = _load(url, 200, 2 * CAPACITY_RPS, seed=1)
