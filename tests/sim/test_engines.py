@@ -30,6 +30,7 @@ ENGINES: list[Engine] = [
     SerialEngine(),
     BatchEngine(4),
     BatchEngine(3, timeout_s=0.5),
+    BatchEngine(3, group=True),
     ContinuousEngine(4, 64, 4, 400),
     StepContinuousEngine(4, 64, 4, 400),
     ContinuousEngine(8),
@@ -140,6 +141,23 @@ def test_batch_takes_requests_in_policy_order() -> None:
     assert ssjf.first_scheduled[1:5].max() < ssjf.first_scheduled[5]
 
 
+def test_grouped_batches_gather_similar_predicted_lengths() -> None:
+    # Job 0 occupies the engine; then eight requests queue with predictions 10,300,11,...
+    preds = [10, 300, 11, 290, 12, 310, 9, 305]
+    jobs = [job(0, 0.0, 10, 50, 50)] + [
+        job(i + 1, 0.01 * (i + 1), 10, p, p) for i, p in enumerate(preds)
+    ]
+    for policy in ("fcfs", "ssjf"):
+        res = simulate(jobs, BatchEngine(4, group=True), policy, cost=paper_linear())
+        batches: dict[float, list[int]] = {}
+        for i in range(1, 9):
+            batches.setdefault(float(res.first_scheduled[i]), []).append(preds[i - 1])
+        groups = sorted(sorted(b) for b in batches.values())
+        assert groups == [[9, 10, 11, 12], [290, 300, 305, 310]]
+    plain = simulate(jobs, BatchEngine(4), "fcfs", cost=paper_linear())
+    assert plain.first_scheduled[1] == plain.first_scheduled[2]  # 10 and 300 together
+
+
 def test_continuous_head_of_line_never_skips_the_head() -> None:
     # A 2-block cache of 4-token blocks: the long-prompt head waits for free blocks,
     # and the short request behind it must not jump ahead.
@@ -184,6 +202,8 @@ def test_parse_engine_specs_and_errors() -> None:
     assert parse_engine("serial") == SerialEngine()
     assert parse_engine("batch:8") == BatchEngine(8)
     assert parse_engine("batch:8:timeout=2") == BatchEngine(8, 2.0)
+    assert parse_engine("batch:4:timeout=1:group") == BatchEngine(4, 1.0, group=True)
+    assert parse_engine(BatchEngine(4, 1.0, group=True).spec) == BatchEngine(4, 1.0, group=True)
     assert parse_engine("continuous:32") == ContinuousEngine(32)
     e = parse_engine("continuous:16:tokens=512:block=32:blocks=100")
     assert e == ContinuousEngine(16, 512, 32, 100)

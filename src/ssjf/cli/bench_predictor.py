@@ -23,7 +23,10 @@ def _fmt(value: object, spec: str) -> str:
 @bench_app.command("predictor")
 def bench_predictor_cmd(
     families: str | None = typer.Option(
-        None, "--families", help="Comma-separated families (default: every registered family)."
+        None,
+        "--families",
+        help="Comma-separated families, or 'all' (default: every registered family but "
+        "the optional fine-tuned formulations; see docs/predictors.md).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write rows and details here."),
     seed: int | None = typer.Option(
@@ -36,6 +39,12 @@ def bench_predictor_cmd(
     e2e_requests: int = typer.Option(2000, "--e2e-requests", min=100),
     e2e_seeds: int = typer.Option(3, "--e2e-seeds", min=1),
     latency_single: int = typer.Option(200, "--latency-calls", min=10),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="Save the best predictor and the held-out sets (JSONL) here, to replay with "
+        "`ssjf simulate -w jsonl:DIR/alpaca_eval_heldout.jsonl --predictor DIR/predictor-FAMILY`.",
+    ),
 ) -> None:
     """Tau per generator, MAE, CPU latency and throughput for each family on held-out prompts."""
     # One core for the latency figures: BLAS/OpenMP pools read these at import time.
@@ -54,6 +63,7 @@ def bench_predictor_cmd(
         e2e_requests=e2e_requests,
         e2e_seeds=e2e_seeds,
         latency_single=latency_single,
+        export_dir=str(export) if export else None,
     )
     try:
         result = run_bench(cfg, report=err.print)
@@ -77,7 +87,8 @@ def bench_predictor_cmd(
             _fmt(r["prompts_per_s"], ",.0f"),
             _fmt(r.get("coverage_80"), ".0%"),
         )
-    out = Console()
+    # Wide enough for every column when the output is a file or a pipe.
+    out = Console(width=None if Console().is_terminal else 160)
     out.print(table)
     if "e2e" in result:
         e = result["e2e"]

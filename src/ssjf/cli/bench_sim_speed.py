@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
@@ -24,18 +23,17 @@ AZURE_CONV_SIGMA = (0.7, 1.0)  # log-space spreads chosen to resemble the trace'
 
 def _azure_lengths() -> tuple[np.ndarray, np.ndarray, str] | None:
     """(prompt, output) token counts of the Azure conversation trace, if the data is here."""
-    root = os.environ.get("SSJF_DATA_DIR")
-    if not root:
-        return None
-    path = Path(root) / AZURE_CONV
-    if not path.exists():
+    from ssjf.workload.data import find_data_file
+
+    path = find_data_file(AZURE_CONV)  # data dir or download cache; never downloads
+    if path is None:
         return None
     try:
         data = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2), dtype=np.int64)
     except ValueError as exc:
         raise typer.BadParameter(f"{path}: could not read token counts: {exc}") from None
     data = data.reshape(-1, 2)
-    return data[:, 0], data[:, 1], f"azure conv trace ({path}), resampled"
+    return data[:, 0], data[:, 1], f"azure conv trace ({AZURE_CONV}), resampled"
 
 
 def make_workload(n: int, seed: int, rate: float | None) -> tuple[list[Any], str]:

@@ -137,7 +137,10 @@ def prompt_dataset_path(name: str) -> Path:
         raise DataError(
             f"{rel}: not found; set SSJF_DATA_DIR to the directory holding prompts/"
         ) from None
-    return Path(data_file(rel))
+    try:
+        return Path(data_file(rel))
+    except ValueError as exc:  # the workload's DataError: same message, our type
+        raise DataError(str(exc)) from None
 
 
 def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:

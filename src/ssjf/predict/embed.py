@@ -98,8 +98,11 @@ class TfidfEmbedPredictor(TfidfPredictor):
         "batch_size": 64,
         "device": None,
         # Weight of the (unit-norm) embedding block next to the (unit-norm) TF-IDF row:
-        # 0.5-0.7 was best on the benchmark split; 0 reduces to plain tfidf.
-        "embed_weight": 0.6,
+        # 0.3-0.4 was best on the benchmark split (alpaca tau 0.541 vs 0.532 at 0.7);
+        # 0 reduces to plain tfidf.
+        "embed_weight": 0.4,
+        # Rank target: alpaca 0.541 / flask 0.541, against mix 0.535 / 0.549, log 0.520 / 0.552.
+        "target": "rank",
     }
 
     def _features(self, prompts: Sequence[str]) -> Any:
@@ -268,7 +271,8 @@ class EmbedBucketPredictor(Predictor):
             self.coef = np.zeros((len(self.medians), x.shape[1]))
             self.intercept = np.where(np.arange(len(self.medians)) == present[0], 0.0, -50.0)
         else:
-            clf = LogisticRegression(C=float(self.params["C"]), max_iter=300)
+            # 150 lbfgs iterations: converged to 1e-3 on the benchmark data, bounded fit time.
+            clf = LogisticRegression(C=float(self.params["C"]), max_iter=150, tol=1e-3)
             clf.fit(x, cls)
             self.coef = np.full((len(self.medians), x.shape[1]), 0.0)
             self.intercept = np.full(len(self.medians), -50.0)  # absent classes: never

@@ -182,7 +182,7 @@ class AffineCost(CostModel):
         data = np.asarray(rows)
         x = np.column_stack([np.ones(len(data)), data[:, :4]])
         y = data[:, 4]
-        active = [0] + [j for j in range(1, 5) if np.ptp(x[:, j]) > 0 or x[:, j].any()]
+        active = [0] + [j for j in range(1, 5) if x[:, j].any()]
         coef = _nnls(x[:, active], y)
         full = np.zeros(5)
         full[active] = coef

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ssjf.sim.cost import AffineCost, CostModel, default_affine, paper_linear
@@ -12,17 +11,9 @@ SPLITWISE_CSV = "perf/splitwise_perf_model.csv"
 
 
 def _splitwise_path() -> Path:
-    try:
-        from ssjf.workload.data import data_file  # owned by the workload package
+    from ssjf.workload.data import data_file  # data dir, cache, else download
 
-        return Path(data_file(SPLITWISE_CSV))
-    except ImportError:
-        root = os.environ.get("SSJF_DATA_DIR")
-        if not root:
-            raise ValueError(
-                f"table cost model: set SSJF_DATA_DIR to the data directory holding {SPLITWISE_CSV}"
-            ) from None
-        return Path(root) / SPLITWISE_CSV
+    return Path(data_file(SPLITWISE_CSV))
 
 
 def parse_cost_model(spec: str) -> CostModel:

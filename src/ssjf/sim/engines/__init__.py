@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 _HELP = (
-    "engine specs: 'serial' | 'batch:B[:timeout=S]' | "
+    "engine specs: 'serial' | 'batch:B[:timeout=S][:group]' | "
     "'continuous:N[:tokens=T][:block=K][:blocks=M]' | 'continuous-step:N[...]' (reference)"
 )
 _CONT_KEYS = {"tokens": "max_num_batched_tokens", "block": "block_size", "blocks": "num_kv_blocks"}
@@ -47,15 +47,21 @@ def parse_engine(spec: str) -> Engine:
             if not args:
                 raise ValueError(f"engine spec {spec!r}: give the batch size, e.g. 'batch:8'")
             timeout = 0.0
+            group = False
             for opt in args[1:]:
                 key, _, value = opt.partition("=")
+                if key == "group" and not value:
+                    group = True
+                    continue
                 if key != "timeout":
-                    raise ValueError(f"engine spec {spec!r}: unknown option {key!r} (timeout=S)")
+                    raise ValueError(
+                        f"engine spec {spec!r}: unknown option {key!r} (timeout=S, group)"
+                    )
                 try:
                     timeout = float(value)
                 except ValueError:
                     raise ValueError(f"engine spec {spec!r}: timeout must be a number") from None
-            return BatchEngine(_int(spec, "the batch size", args[0]), timeout)
+            return BatchEngine(_int(spec, "the batch size", args[0]), timeout, group)
         if kind in ("continuous", "continuous-step"):
             kwargs: dict[str, int] = {}
             if args:

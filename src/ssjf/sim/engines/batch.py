@@ -20,10 +20,17 @@ class BatchEngine(Engine):
     (finished members stay in the batch as padding, as in static batching), and
     every member completes when the batch completes: callers get their response
     when the batch returns. ``first_token`` is the end of the prefill step.
+
+    ``group=True`` (Magnus-style grouping, batch size fixed): the queue's head
+    leads the batch and the other seats go to the waiting requests whose
+    PREDICTED lengths are closest to the head's (ties: earlier arrival), so
+    a batch's members finish at similar times and pad less. It reads only
+    predictions, and applies to every policy alike.
     """
 
     max_batch: int = 8  # a common static batch size for a 7B-13B model on one GPU
     timeout_s: float = 0.0  # no waiting: never delay work to fill a batch
+    group: bool = False  # plain policy order unless asked: grouping is Magnus's idea
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -33,8 +40,10 @@ class BatchEngine(Engine):
 
     @property
     def spec(self) -> str:
-        return f"batch:{self.max_batch}" + (
-            f":timeout={self.timeout_s:g}" if self.timeout_s else ""
+        return (
+            f"batch:{self.max_batch}"
+            + (f":timeout={self.timeout_s:g}" if self.timeout_s else "")
+            + (":group" if self.group else "")
         )
 
     def run(self, ctx: RunContext) -> None:
@@ -66,7 +75,17 @@ class BatchEngine(Engine):
                     admit_until(t)
                 if len(queue) < cap:
                     t = deadline
-            members = [index[id(queue.pop(t))] for _ in range(min(cap, len(queue)))]
+            if self.group and len(queue) > cap:
+                head = queue.pop(t)
+                target = head.predicted_tokens
+                rest = sorted(
+                    queue, key=lambda r: (abs(r.predicted_tokens - target), r.arrival, index[id(r)])
+                )[: cap - 1]
+                for r in rest:
+                    queue.remove(r)
+                members = [index[id(head)]] + [index[id(r)] for r in rest]
+            else:
+                members = [index[id(queue.pop(t))] for _ in range(min(cap, len(queue)))]
             m = len(members)
             total_prompt = 0
             longest = 0

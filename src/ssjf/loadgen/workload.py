@@ -1,0 +1,124 @@
+"""Replayable workloads: real prompts with real output lengths, and arrival times."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One request to replay: a prompt and the exact number of tokens to generate.
+
+    ``max_tokens`` is sent with ``ignore_eos: true`` so the engine generates exactly
+    that many tokens: the real length some model gave this prompt (capped).
+    """
+
+    id: str
+    prompt: str
+    max_tokens: int
+    #: The uncapped real length (tokens of the data's tokenizer), for reporting.
+    true_tokens: int = 0
+    #: Group key for train/test splits (the same prompt must not be on both sides).
+    prompt_id: str = ""
+
+
+def data_dir() -> Path | None:
+    """``$SSJF_DATA_DIR`` when set and present."""
+    d = os.environ.get("SSJF_DATA_DIR")
+    return Path(d) if d and Path(d).is_dir() else None
+
+
+def alpaca_path() -> Path:
+    """The AlpacaEval prompts file under ``$SSJF_DATA_DIR``, with a clear error when absent."""
+    d = data_dir()
+    if d is None:
+        raise FileNotFoundError(
+            "SSJF_DATA_DIR is not set (or missing): it must hold prompts/alpaca_eval.jsonl.gz"
+        )
+    path = d / "prompts" / "alpaca_eval.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: AlpacaEval prompts file not found")
+    return path
+
+
+def read_alpaca_records(path: Path, generator: str) -> list[dict[str, object]]:
+    """Records of one generator, validated; errors name the file, line and field."""
+    out: list[dict[str, object]] = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object")
+            if rec.get("generator") != generator:
+                continue
+            for name, typ in (("instruction", str), ("output_tokens", int), ("prompt_id", int)):
+                if not isinstance(rec.get(name), typ):
+                    raise ValueError(
+                        f"{path}:{lineno}: field {name!r} missing or not {typ.__name__}"
+                    )
+            out.append(rec)
+    if not out:
+        raise ValueError(f"{path}: no records for generator {generator!r}")
+    return out
+
+
+def load_alpaca_workload(
+    path: Path | None = None,
+    generator: str = "gpt-3.5-turbo-1106",
+    max_tokens_cap: int = 512,
+) -> list[WorkItem]:
+    """All prompts of one AlpacaEval generator, with its real lengths capped at the cap."""
+    recs = read_alpaca_records(path or alpaca_path(), generator)
+    items = []
+    for rec in recs:
+        true = int(rec["output_tokens"])  # type: ignore[call-overload]
+        items.append(
+            WorkItem(
+                id=f"alpaca-{rec['prompt_id']}",
+                prompt=str(rec["instruction"]),
+                max_tokens=max(1, min(true, max_tokens_cap)),
+                true_tokens=true,
+                prompt_id=str(rec["prompt_id"]),
+            )
+        )
+    return items
+
+
+def split_by_prompt(
+    items: Sequence[WorkItem], n_test: int, seed: int = 0
+) -> tuple[list[WorkItem], list[WorkItem]]:
+    """Split into (train, test) by prompt id, ``n_test`` distinct prompts in test."""
+    ids = sorted({it.prompt_id for it in items})
+    if n_test > len(ids):
+        raise ValueError(f"asked for {n_test} test prompts but only {len(ids)} exist")
+    rng = random.Random(seed)
+    test_ids = set(rng.sample(ids, n_test))
+    train = [it for it in items if it.prompt_id not in test_ids]
+    test = [it for it in items if it.prompt_id in test_ids]
+    rng.shuffle(test)  # arrival order independent of prompt ids
+    return train, test
+
+
+def poisson_arrivals(n: int, rate: float, seed: int = 0) -> list[float]:
+    """``n`` arrival times (seconds from 0) of a Poisson process with ``rate`` per second."""
+    if rate <= 0 or not math.isfinite(rate):
+        raise ValueError(f"arrival rate must be positive and finite, got {rate!r}")
+    rng = random.Random(seed)
+    t, out = 0.0, []
+    for _ in range(n):
+        out.append(t)
+        t += rng.expovariate(rate)
+    return out
