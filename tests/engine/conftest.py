@@ -33,7 +33,7 @@ from ssjf.engines.vllm_cpu import (
 #: The engine's slot count in these tests (--max-num-seqs): one slot makes service
 #: order observable as finish order, whatever the machine's load.
 ENGINE_SLOTS = 1
-#: Long enough for requests that hold the slot for seconds (~1 ms per token here).
+#: Room for the long requests that hold the slot for seconds.
 MAX_MODEL_LEN = 16384
 
 
@@ -63,6 +63,9 @@ def engine() -> Iterator[Engine]:
             max_num_seqs=ENGINE_SLOTS,
             scheduling_policy="priority",
             max_model_len=MAX_MODEL_LEN,
+            # Per-request engine timings (queue_time_ms) in every response: service
+            # order is read from them, not from when a loaded machine delivers answers.
+            extra_args=("--enable-per-request-metrics",),
         )
     )
     server.start()

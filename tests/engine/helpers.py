@@ -19,7 +19,7 @@ def completion(url: str, prompt: str, max_tokens: int, **extra: Any) -> dict[str
     """A plain /v1/completions call with ``ignore_eos``; the JSON answer."""
     body = {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True}
     body.update(extra)
-    r = httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+    r = httpx.post(f"{url}/v1/completions", json=body, timeout=600)
     assert r.status_code == 200, r.text
     data: dict[str, Any] = r.json()
     return data
@@ -37,7 +37,7 @@ def sse_events(lines: Sequence[str]) -> list[Any]:
 
 def stream_lines(url: str, path: str, body: dict[str, Any]) -> list[str]:
     """POST a streaming request; all its lines (status checked)."""
-    with httpx.stream("POST", f"{url}{path}", json=body, timeout=120) as r:
+    with httpx.stream("POST", f"{url}{path}", json=body, timeout=600) as r:
         assert r.status_code == 200, r.read().decode()
         return list(r.iter_lines())
 

@@ -25,11 +25,12 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 GENERATED = "vllm:generation_tokens_total"
-#: A step of the tiny model takes about a millisecond, so "short" requests are 1000
-#: tokens (~0.5 s each: a loaded machine's bursty delivery of responses cannot swap
-#: two finishes) and the long one (~8 s) outlasts the setup around it.
-SHORT = 1000
-LONG = 16000
+#: The tiny model generates a few hundred to a few thousand tokens/s here (the
+#: machine is shared), so "short" requests are 600 tokens (one lasts longer than the
+#: spread of their arrivals) and a long one is 8000 (seconds at least: it outlasts
+#: the setup around it, and the tests end it by disconnecting).
+SHORT = 600
+LONG = 8000
 
 
 def test_engine_generates_exactly_max_tokens(engine: Engine) -> None:
@@ -91,31 +92,57 @@ def test_gateway_streams_pass_through_with_exact_lengths(start_gateway: Any) -> 
     assert "ssjf_" in metrics
 
 
-def _run_order(url: str, shorts: list[int], long_running: Any, check_queued: Any) -> list[int]:
-    """Occupy the engine's single slot with a long request, then send short requests
-    tagged with predicted lengths ``shorts`` (in that arrival order); return the tags
-    in the order they finished (one slot: finish order is service order).
+def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
+    """Occupy the engine's single slot with a long stream, send short requests tagged
+    with predicted lengths ``shorts`` (in that arrival order), check they are queued,
+    then end the long one by disconnecting; return the tags in the order they started
+    generating (one slot: one at a time). Nothing here depends on how fast the machine is.
 
     The long request is tagged ``len=0`` so it is first in any queue even if it
-    reaches the engine after a short one; ``long_running()`` waits until it is.
+    reached the engine after a short one.
     """
-    finished: list[tuple[float, int]] = []
+    waits: list[tuple[float, int]] = []
 
     def short(tag: int) -> None:
-        data = completion(url, f"short len={tag}", SHORT)
+        r = httpx.post(
+            f"{url}/v1/completions",
+            json={"model": MODEL, "prompt": f"short len={tag}", "max_tokens": SHORT}
+            | {"ignore_eos": True},
+            timeout=600,
+        )
+        assert r.status_code == 200, r.text
+        data = r.json()
         assert data["usage"]["completion_tokens"] == SHORT
-        finished.append((time.monotonic(), tag))
+        # Time queued before generating: in the gateway plus in the engine (the
+        # engine's own timing). All shorts were queued when the slot freed and they
+        # arrived closer together than one short's service time, so the order of
+        # their waits is their service order, whenever a loaded machine delivers them.
+        gw_wait = float(r.headers.get("x-ssjf-queue-wait-ms", 0.0))
+        waits.append((gw_wait + data["metrics"]["queue_time_ms"], tag))
 
+    body = {
+        "model": MODEL,
+        "prompt": "long len=0",
+        "max_tokens": LONG,
+        "ignore_eos": True,
+        "stream": True,
+    }
     with ThreadPoolExecutor(max_workers=8) as pool:
-        futs = [pool.submit(completion, url, "long len=0", LONG)]
-        long_running()
-        for n in shorts:
-            futs.append(pool.submit(short, n))
-            time.sleep(0.05)  # arrival order is the list order
-        check_queued()
+        futs = []
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=600) as r:
+            assert r.status_code == 200
+            # Keep the iterator referenced: a finalized iterator closes the stream.
+            lines = r.iter_lines()
+            while not next(lines).startswith("data:"):
+                pass  # until the long request generates: it holds the slot
+            for n in shorts:
+                futs.append(pool.submit(short, n))
+                time.sleep(0.1)  # arrival order is the list order
+            check_queued()
+        # Leaving the block closed the long stream: the slot frees, the shorts run.
         for f in futs:
-            f.result(timeout=180)
-    return [tag for _, tag in sorted(finished)]
+            f.result(timeout=600)
+    return [tag for _, tag in sorted(waits)]
 
 
 def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: Any) -> None:
@@ -123,20 +150,20 @@ def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: 
     shorts = [50, 30, 10, 40]
     gws: list[Any] = []
 
-    def long_running() -> None:
-        wait_until(lambda: engine_gauge(engine.url, RUNNING) == ENGINE_SLOTS, 20, "long running")
-
     def check() -> None:
-        # Forwarded at once (no gateway queue): they wait inside the engine.
-        wait_until(lambda: engine_gauge(engine.url, WAITING) == len(shorts), 10, "engine queue")
-        assert gws[-1].gateway.dispatcher.queue_len == 0
+        # Forwarded at once (no gateway queue): the long one and all shorts are with
+        # the engine, which has one slot, so the shorts wait in its queue.
+        dispatcher = gws[-1].gateway.dispatcher
+        wait_until(lambda: dispatcher.in_flight == 1 + len(shorts), 10, "all forwarded")
+        assert dispatcher.queue_len == 0
+        time.sleep(1.0)  # let the last one reach the engine's queue
 
     gws.append(start_gateway(predictor=PromptTagPredictor()))
-    assert _run_order(gws[-1].url, shorts, long_running, check) == sorted(shorts)
+    assert _run_order(gws[-1].url, shorts, check) == sorted(shorts)
     # Same requests without a predictor: equal priorities, so the engine serves
     # them in arrival order (this is what the priority field changes).
     gws.append(start_gateway())
-    assert _run_order(gws[-1].url, shorts, long_running, check) == shorts
+    assert _run_order(gws[-1].url, shorts, check) == shorts
 
 
 def test_gateway_held_queue_releases_in_policy_order(engine: Engine, start_gateway: Any) -> None:
@@ -144,15 +171,13 @@ def test_gateway_held_queue_releases_in_policy_order(engine: Engine, start_gatew
     shorts = [50, 30, 10, 40]
     gw = start_gateway(predictor=PromptTagPredictor(), max_in_flight=ENGINE_SLOTS)
 
-    def long_running() -> None:
-        wait_until(lambda: gw.gateway.dispatcher.in_flight == ENGINE_SLOTS, 20, "long running")
-
     def check() -> None:
         wait_until(lambda: gw.gateway.dispatcher.queue_len == len(shorts), 10, "gateway queue")
         # Held at the gateway: the engine runs the long one and has nothing waiting.
+        assert gw.gateway.dispatcher.in_flight == ENGINE_SLOTS
         assert engine_gauge(engine.url, WAITING) == 0
 
-    assert _run_order(gw.url, shorts, long_running, check) == sorted(shorts)
+    assert _run_order(gw.url, shorts, check) == sorted(shorts)
 
 
 def test_disconnect_frees_the_slot_and_aborts_the_engine_request(
@@ -196,4 +221,4 @@ def test_disconnect_frees_the_slot_and_aborts_the_engine_request(
         except httpx.ReadTimeout:
             pass
         wait_until(lambda: gw.gateway.dispatcher.queue_len == 0, 5, "queued request dropped")
-        assert long.result(timeout=60)["usage"]["completion_tokens"] == LONG
+        assert long.result(timeout=600)["usage"]["completion_tokens"] == LONG

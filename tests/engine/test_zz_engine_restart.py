@@ -23,7 +23,7 @@ def test_engine_killed_mid_stream_then_gateway_serves_again(
     body = {
         "model": MODEL,
         "prompt": "A very long story:",
-        "max_tokens": 16000,
+        "max_tokens": 8000,
         "ignore_eos": True,
         "stream": True,
     }

@@ -154,3 +154,16 @@ def test_engine_killed_mid_stream_then_back(start_gateway):
         gw.wait_for(lambda g: g.dispatcher.in_flight == 0 and g.dispatcher.queue_len == 0)
     finally:
         server.stop(force=True)
+
+
+def test_internal_error_still_answers(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
+
+    def broken(*args, **kwargs):
+        raise KeyError("bug")
+
+    gw.gw.backend.prepare = broken  # type: ignore[method-assign]
+    r = post_json(gw.url + "/v1/completions", completion("x"))
+    assert r.status_code == 500 and _error(r)["type"] == "internal_error"
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0)

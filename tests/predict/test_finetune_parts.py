@@ -190,3 +190,17 @@ def test_importing_the_families_does_not_import_torch() -> None:
     code = "import sys, ssjf.predict.finetune; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_heads_start_at_the_average_answer() -> None:
+    targets = np.array([4.0, 5.0, 9.0], dtype=np.float32)
+    head = torch.nn.Linear(3, 1)
+    make_formulation("regression", loss="l1").init_head(head, targets)
+    assert float(head.bias.detach()) == pytest.approx(5.0)  # median for L1
+    make_formulation("regression", loss="mse").init_head(head, targets)
+    assert float(head.bias.detach()) == pytest.approx(6.0)  # mean for MSE
+    bucket = make_formulation("bucket", n_classes=3)
+    head3 = torch.nn.Linear(3, 3)
+    bucket.init_head(head3, np.array([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]], dtype=np.float32))
+    probs = torch.softmax(head3.bias.detach(), dim=0).numpy()
+    assert probs == pytest.approx([0.5, 0.25, 0.25], abs=2e-3)

@@ -24,6 +24,9 @@ def bench_serve_cmd(
         "tfidf", "--predictor", help="ssjf.predict family trained on other prompts, or none."
     ),
     oracle: bool = typer.Option(True, "--oracle/--no-oracle", help="Add the oracle SJF config."),
+    fcfs_gateway: bool = typer.Option(
+        True, "--fcfs-gateway/--no-fcfs-gateway", help="Add FCFS through the gateway."
+    ),
     seed: int = typer.Option(0, "--seed"),
     capacity_requests: int = typer.Option(64, "--capacity-requests"),
     latency_requests: int = typer.Option(100, "--latency-requests"),
@@ -51,6 +54,7 @@ def bench_serve_cmd(
         max_num_seqs=max_num_seqs,
         predictor=predictor,
         oracle=oracle,
+        fcfs_gateway=fcfs_gateway,
         seed=seed,
         capacity_requests=capacity_requests,
         latency_requests=latency_requests,

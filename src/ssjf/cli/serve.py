@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def serve_cmd(
     log_prompts: bool | None = typer.Option(
         None, "--log-prompts/--no-log-prompts", help="Include prompt text in the traffic log."
     ),
+    settings: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Any gateway setting as KEY=VALUE (JSON values), e.g. --set priority_bucket_tokens=16.",
+    ),
     host: str | None = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Listen port (default 8080)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
@@ -64,6 +70,16 @@ def serve_cmd(
     """Run the SSJF gateway: clients talk to it instead of the engine."""
     from ssjf.gateway.config import ConfigError, load_config
 
+    extra: dict[str, Any] = {}
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            extra[key.strip()] = json.loads(value)
+        except ValueError:
+            extra[key.strip()] = value  # a bare string
     overrides: dict[str, Any] = {
         "upstreams": list(upstream) if upstream else None,
         "backend": backend,
@@ -81,7 +97,9 @@ def serve_cmd(
         "port": port,
     }
     try:
-        cfg = load_config(config, overrides)
+        cfg = load_config(
+            config, {**extra, **{k: v for k, v in overrides.items() if v is not None}}
+        )
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -106,6 +124,8 @@ def serve_cmd(
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=int(cfg.keep_alive_s),
+        # On shutdown, streams in progress get this long to finish before being cut.
+        timeout_graceful_shutdown=30,
     )
 
 
@@ -155,9 +175,14 @@ def gateway_overhead_cmd(
         while not server.started:
             time.sleep(0.01)
         gateway = f"http://127.0.0.1:{port}"
+    import httpx
+
     try:
         body = {"model": model, "prompt": "Hello", "max_tokens": 1}
         res = measure_added_latency(upstream, gateway, n=requests, body=body)
+    except (httpx.HTTPError, RuntimeError) as e:
+        typer.echo(f"error: {e} (is the engine at {upstream} and the gateway at {gateway} up?)")
+        raise typer.Exit(1) from None
     finally:
         if server is not None and thread is not None:
             server.should_exit = True

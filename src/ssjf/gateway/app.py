@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the route handlers'
 # annotations at runtime, and their Request type is imported lazily below.
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -90,7 +91,14 @@ class Gateway:
         self._client: httpx.AsyncClient | None = None
         self.upstream: FastUpstream | HttpxUpstream | None = None
         self._ids = itertools.count(1)
+        self._flusher: asyncio.Future[None] | None = None
         self._status_children: dict[tuple[str, int], Any] = {}
+
+    async def _flush_traffic(self) -> None:
+        # Lines reach the disk within a second even when traffic stops.
+        while self.traffic is not None:
+            await asyncio.sleep(TrafficLog.FLUSH_EVERY_S)
+            self.traffic.flush()
 
     @property
     def client(self) -> "httpx.AsyncClient":
@@ -101,6 +109,9 @@ class Gateway:
     async def start(self) -> None:
         """Open the upstream connection pool (inside the serving event loop)."""
         import httpx
+
+        if self.traffic is not None:
+            self._flusher = asyncio.ensure_future(self._flush_traffic())
 
         cfg = self.config
         self._client = httpx.AsyncClient(
@@ -129,6 +140,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Close the pool, the predictor worker and the traffic log."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
         if self.upstream is not None:
             await self.upstream.aclose()
             self.upstream = None

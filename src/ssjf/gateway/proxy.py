@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ssjf.gateway.app import Gateway
     from ssjf.gateway.dispatcher import Ticket
 
+log = logging.getLogger("ssjf.gateway")
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n)", re.DOTALL)
 _COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
@@ -133,13 +135,22 @@ class ProxiedResponse(Response):
             self.forwarded_at = time.monotonic()
             upstream = gw.upstream
             assert upstream is not None
-            try:
-                resp = await upstream.post(replica.url + self.path, content, headers)
-            except httpx.HTTPError as e:
-                if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
-                    gw.router.mark_down(replica)
-                await self._send_error(send, classify_upstream(e))
-                return
+            tries = len(gw.router.replicas)
+            while True:
+                try:
+                    resp = await upstream.post(replica.url + self.path, content, headers)
+                    break
+                except httpx.HTTPError as e:
+                    tries -= 1
+                    if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
+                        gw.router.mark_down(replica)
+                        # Nothing reached that engine: another replica may take it.
+                        if tries > 0 and gw.dispatcher.reroute(ticket):
+                            replica = ticket.replica
+                            assert replica is not None
+                            continue
+                    await self._send_error(send, classify_upstream(e))
+                    return
             try:
                 if parsed.stream and resp.status_code == 200:
                     await self._relay_stream(resp, send)
@@ -149,6 +160,14 @@ class ProxiedResponse(Response):
                 await resp.aclose()
         except GatewayError as e:
             await self._send_error(send, e)
+        except (asyncio.CancelledError, OSError):
+            raise  # client gone / shutdown
+        except Exception as e:
+            # A bug must still end the request with an answer, not a dropped connection.
+            log.exception("gateway error while serving a request")
+            await self._send_error(
+                send, GatewayError(500, f"gateway internal error: {e!r}", "internal_error")
+            )
 
     def _extra_headers(self) -> list[tuple[bytes, bytes]]:
         t = self.ticket

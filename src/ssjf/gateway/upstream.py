@@ -275,21 +275,43 @@ class FastUpstream:
             conn.abort()
         return None
 
+    #: Idle connections kept per engine; more are closed (a burst's peak need not linger).
+    MAX_IDLE = 256
+
     def _put(self, key: tuple[str, int], conn: _Conn) -> None:
         conn.idle_since = time.monotonic()
-        self._idle.setdefault(key, []).append(conn)
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= self.MAX_IDLE:
+            # Drop the oldest (bottom of the LIFO stack): likely expired anyway.
+            idle.pop(0).abort()
+        idle.append(conn)
 
     async def _connect(self, key: tuple[str, int]) -> _Conn:
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that lands
+        # as the connection completes, and a disconnected client's request would then
+        # go on holding its slot. A timer that cancels the connect task has no such race.
         loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(loop.create_connection(lambda: _Conn(loop), key[0], key[1]))
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            task.cancel()
+
+        handle = loop.call_later(self.connect_timeout, expire)
         try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _Conn(loop), key[0], key[1]),
-                self.connect_timeout,
-            )
-        except asyncio.TimeoutError:
-            raise httpx.ConnectTimeout(f"connecting to {key[0]}:{key[1]} timed out") from None
+            _, proto = await task
+        except asyncio.CancelledError:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result()[0].close()  # connected just as we were cancelled
+            if timed_out:
+                raise httpx.ConnectTimeout(f"connecting to {key[0]}:{key[1]} timed out") from None
+            raise
         except OSError as e:
             raise httpx.ConnectError(f"cannot connect to {key[0]}:{key[1]}: {e}") from None
+        finally:
+            handle.cancel()
         return proto
 
     async def post(self, url: str, content: bytes, headers: dict[str, str]) -> FastResponse:

@@ -122,7 +122,12 @@ async def send_one(
 
 
 async def _exchange(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], stream: bool, res: RequestResult
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    stream: bool,
+    res: RequestResult,
+    keep_text: bool = False,
 ) -> None:
     if not stream:
         resp = await client.post(url, json=body)
@@ -153,14 +158,25 @@ async def _exchange(
             if payload == "[DONE]":
                 done = True
                 break
+            res.chunks += 1
+            # Parse JSON only where it matters (first chunk, errors, usage, kept text):
+            # the client shares a small machine with the engine and must stay light.
+            if not (
+                res.first_token is None
+                or keep_text
+                or '"error"' in payload
+                or '"usage":{' in payload
+                or '"usage": {' in payload
+            ):
+                continue
             obj = json.loads(payload)
             if "error" in obj:
                 res.error = json.dumps(obj["error"])[:500]
                 return
-            res.chunks += 1
             if obj.get("choices") and res.first_token is None:
                 res.first_token = time.perf_counter()
-            text.append(_chunk_text(obj))
+            if keep_text:
+                text.append(_chunk_text(obj))
             usage = obj.get("usage")
             if usage:
                 res.completion_tokens = usage.get("completion_tokens")

@@ -6,7 +6,8 @@
    ``fcfs-direct`` (engine directly, no priorities: equal priorities are FCFS),
    ``ssjf-vllm-priority`` (gateway, vllm backend, priority from the predictor),
    ``ssjf-gateway-queue`` (gateway holds requests; max in flight = engine slots),
-   and optionally ``sjf-oracle-direct`` (true lengths as priorities; an upper bound).
+   optionally ``fcfs-gateway`` (the gateway with FCFS and no predictor: its cost
+   alone) and ``sjf-oracle-direct`` (true lengths as priorities; an upper bound).
 4. Measure the gateway's added latency at low load (tiny requests, no predictor).
 
 Lengths are enforced with ``max_tokens`` + ``ignore_eos``, so ``max_tokens`` *is* the
@@ -38,6 +39,9 @@ from ssjf.loadgen.workload import (
 )
 
 CONFIGS = ("fcfs-direct", "ssjf-vllm-priority", "ssjf-gateway-queue")
+#: FCFS through the same gateway (no predictor, fcfs policy): separates what the
+#: gateway's own CPU costs on a small machine from what its scheduling gains.
+FCFS_GATEWAY = "fcfs-gateway"
 ORACLE = "sjf-oracle-direct"
 
 
@@ -61,6 +65,8 @@ class ServeBenchConfig:
     predictor: str = "tfidf"
     #: Add the oracle config (true lengths as priorities), labelled as such.
     oracle: bool = True
+    #: Add FCFS through the gateway (the gateway's cost without its scheduling).
+    fcfs_gateway: bool = True
     seed: int = 0
     #: Requests (other prompts) for the saturated capacity run.
     capacity_requests: int = 64
@@ -229,11 +235,17 @@ async def _run(
         **cfg.gateway,
     }
     gateways = {
+        FCFS_GATEWAY: {**base, "policy": "fcfs"},
         "ssjf-vllm-priority": dict(base),
         "ssjf-gateway-queue": {**base, "max_in_flight": cfg.max_num_seqs},
     }
     rows: list[dict[str, Any]] = []
-    for name in (*CONFIGS, *((ORACLE,) if cfg.oracle else ())):
+    names = (
+        *CONFIGS,
+        *((FCFS_GATEWAY,) if cfg.fcfs_gateway else ()),
+        *((ORACLE,) if cfg.oracle else ()),
+    )
+    for name in names:
         t0 = time.monotonic()
         added = 0.0
         if name in gateways:
@@ -242,8 +254,9 @@ async def _run(
                 lat = await added_latency(engine_url, gw.url, cfg.latency_requests, model, ep)
             added = lat["added_p50_ms"]
             meta.setdefault("added_latency", {})[name] = lat
+            use_pred = pred_dir is not None and name != FCFS_GATEWAY
             with GatewayProcess(
-                {**settings, "predictor": str(pred_dir) if pred_dir else None}
+                {**settings, "predictor": str(pred_dir) if use_pred else None}
             ) as gw:
                 results = await replay(gw.url, bench_items, arrivals, model, ep)
         elif name == ORACLE:

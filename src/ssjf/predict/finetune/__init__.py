@@ -8,6 +8,7 @@ torch or transformers; those load when a predictor is fitted or loaded
 from __future__ import annotations
 
 from ssjf.predict.finetune.predictor import (
+    FineTuneAny,
     FineTuneBucket,
     FineTuneListwise,
     FineTuneOrdinal,
@@ -23,9 +24,12 @@ FAMILIES = (
     "finetune-pairwise",
     "finetune-listwise",
 )
+#: The same five through one family: ``make_predictor("finetune", formulation="listwise")``.
+GENERIC_FAMILY = "finetune"
 
 __all__ = [
     "FAMILIES",
+    "FineTuneAny",
     "FineTuneBucket",
     "FineTuneListwise",
     "FineTuneOrdinal",

@@ -120,6 +120,24 @@ class Formulation:
 
         return torch.nn.Linear(hidden, self.n_outputs)
 
+    def init_head(self, head: torch.nn.Module, targets: np.ndarray) -> None:
+        """Start the head's bias at the answer for an average prompt.
+
+        A log length is ~5: a zero-initialised regression head would spend most of a
+        short CPU run walking its bias there (Adam moves it ~``head_lr`` per step),
+        and meanwhile an L1 gradient has the same sign for every example, so it
+        carries no ranking signal at all.
+        """
+        bias = self._initial_bias(targets)
+        if bias is not None and getattr(head, "bias", None) is not None:
+            import torch
+
+            with torch.no_grad():
+                head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))  # type: ignore[operator, arg-type]
+
+    def _initial_bias(self, targets: np.ndarray) -> np.ndarray | None:
+        return None
+
     # -- decoding side
     def scores(self, out: np.ndarray) -> np.ndarray:
         """A 1-D ranking score (larger = longer) from raw outputs."""
@@ -158,6 +176,10 @@ class Regression(Formulation):
     """Regress the mean log1p length with L1 or MSE (the paper's regression)."""
 
     name = "regression"
+
+    def _initial_bias(self, targets: np.ndarray) -> np.ndarray | None:
+        center = np.median(targets) if self.params.get("loss", "l1") == "l1" else targets.mean()
+        return np.array([center])
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from ssjf.predict.finetune.losses import regression_loss
@@ -285,6 +307,9 @@ class Bucket(_Classes):
             rows[i] = np.bincount(assign_class(g, edges), minlength=self.n_classes) / len(g)
         return rows
 
+    def _initial_bias(self, targets: np.ndarray) -> np.ndarray | None:
+        return np.log(targets.mean(axis=0) + 1e-3)  # log class priors
+
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from ssjf.predict.finetune.losses import soft_cross_entropy
 
@@ -336,6 +361,10 @@ class Ordinal(_Classes, _Calibrated):
     def targets(self, groups: Sequence[np.ndarray]) -> np.ndarray:
         edges = np.asarray(self.edges)
         return np.array([(g[:, None] > edges[None, :]).mean(axis=0) for g in groups], np.float32)
+
+    def _initial_bias(self, targets: np.ndarray) -> np.ndarray | None:
+        share = np.clip(targets.mean(axis=0), 1e-3, 1 - 1e-3)
+        return np.log(share / (1 - share))  # logit of the share above each edge
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from ssjf.predict.finetune.losses import coral_loss

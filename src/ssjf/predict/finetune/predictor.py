@@ -69,6 +69,7 @@ class FineTunePredictor(Predictor):
     bench_params: ClassVar[dict[str, Any]] = {"epochs": 2, "max_length": 128, "train_layers": 1}
 
     def __init__(self, **params: Any) -> None:
+        params = self._pick_formulation(params)
         allowed = {**COMMON_DEFAULTS, **self.extra_defaults}
         unknown = sorted(set(params) - set(allowed))
         if unknown:
@@ -80,11 +81,15 @@ class FineTunePredictor(Predictor):
             )
         super().__init__(**merged)
         self.form: Formulation = make_formulation(
-            self.formulation, **{k: merged[k] for k in self.extra_defaults}
+            self.formulation, **{k: merged[k] for k in self.extra_defaults if k != "formulation"}
         )
         self.models_seen: list[str] = []
         self._tokenizer: Any = None
         self._model: Any = None
+
+    def _pick_formulation(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Hook for the generic ``finetune`` family (formulation chosen by a parameter)."""
+        return params
 
     # ------------------------------------------------------------ inputs
     def _prefix(self, model: str | None) -> str:
@@ -163,6 +168,8 @@ class FineTunePredictor(Predictor):
 
         torch.manual_seed(int(p["seed"]))
         head = self.form.make_head(int(encoder.config.hidden_size))
+        targets = self.form.targets(groups)
+        self.form.init_head(head, targets)
         self._model = LengthModel(encoder, head, float(p["dropout"]))
         ids = self._encode(texts, prefixes)
         config = TrainConfig(
@@ -180,7 +187,7 @@ class FineTunePredictor(Predictor):
         )
         tag = f"{enc_name}|{p['max_length']}|{p['truncation']}"
         res = train(
-            self._model, self.form, ids, self.form.targets(groups), group_ids,
+            self._model, self.form, ids, targets, group_ids,
             self._pad_id, config, cache_tag=tag,
         )  # fmt: skip
         assert res.outputs is not None
@@ -329,3 +336,32 @@ class FineTuneListwise(FineTunePredictor):
 
     formulation = "listwise"
     extra_defaults: ClassVar[dict[str, Any]] = {}
+
+
+_BY_FORMULATION: dict[str, type[FineTunePredictor]] = {
+    c.formulation: c
+    for c in (
+        FineTuneRegression,
+        FineTuneBucket,
+        FineTuneOrdinal,
+        FineTunePairwise,
+        FineTuneListwise,
+    )
+}
+
+
+@register_predictor("finetune")
+class FineTuneAny(FineTunePredictor):
+    """Any formulation chosen by ``formulation=`` (what ``ssjf train --formulation`` passes)."""
+
+    formulation = "bucket"
+
+    def _pick_formulation(self, params: dict[str, Any]) -> dict[str, Any]:
+        params = dict(params)
+        name = params.pop("formulation", None) or "bucket"
+        if name not in _BY_FORMULATION:
+            raise TypeError(f"formulation must be one of {sorted(_BY_FORMULATION)}, got {name!r}")
+        # Instance attributes shadow the class defaults: this instance is that formulation.
+        self.formulation = name  # type: ignore[misc]
+        self.extra_defaults = {"formulation": name, **_BY_FORMULATION[name].extra_defaults}  # type: ignore[misc]
+        return {**params, "formulation": name}

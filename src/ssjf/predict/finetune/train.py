@@ -282,9 +282,9 @@ def train(
     with torch.no_grad():
         for b in _batches(lengths, np.arange(len(ids)), config.batch_size * 2, None):
             with _autocast(device):
-                out = run(b).float().cpu().numpy()
+                res_np = run(b).float().cpu().numpy()
             for j, i in enumerate(b):
-                rows[i] = out[j]
+                rows[i] = res_np[j]
     result.outputs = np.stack(rows).astype(np.float64)
     result.seconds = time.perf_counter() - t0
     return result

@@ -1,0 +1,54 @@
+"""`ssjf bench serve` end to end on the test engine, with a handful of requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
+from ssjf.loadgen.workload import data_dir
+
+from .conftest import ENGINE_SLOTS, Engine
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
+
+KEYS = {"config", "jct_mean", "jct_p99", "ttft_mean", "throughput_rps", "added_latency_p50_ms"}
+
+
+def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
+    if data_dir() is None:
+        pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
+    cfg = ServeBenchConfig(
+        requests=8,
+        load=0.5,
+        max_tokens_cap=32,
+        max_num_seqs=ENGINE_SLOTS,
+        predictor="tfidf",
+        capacity_requests=6,
+        latency_requests=5,
+        engine_url=engine.url,
+        # The test engine runs one slot and long contexts; keep the gateway's
+        # predictor patient on a loaded machine.
+        gateway={"predictor_timeout_ms": 10_000},
+    )
+    out = run_serve_bench(cfg, log=lambda m: None)
+    names = [r["config"] for r in out["configs"]]
+    assert names == [
+        "fcfs-direct",
+        "ssjf-vllm-priority",
+        "ssjf-gateway-queue",
+        "fcfs-gateway",
+        "sjf-oracle-direct",
+    ]
+    for row in out["configs"]:
+        assert row.keys() >= KEYS
+        assert row["ok"] == 8 and row["errors"] == 0
+        assert row["exact_tokens"] == 1.0  # max_tokens + ignore_eos: exact lengths
+        assert row["jct_p99"] >= row["jct_mean"] * 0.5 > 0
+    assert out["configs"][0]["added_latency_p50_ms"] == 0.0
+    assert set(out["meta"]["added_latency"]) == {
+        "ssjf-vllm-priority",
+        "ssjf-gateway-queue",
+        "fcfs-gateway",
+    }
+    assert out["meta"]["capacity_rps"] > 0
+    assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0

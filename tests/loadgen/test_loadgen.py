@@ -1,0 +1,124 @@
+"""Load generator pieces that need no engine: workload, arrivals, stats, the client."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssjf.loadgen.client import RequestResult, request_body
+from ssjf.loadgen.serve_bench import kendall_tau
+from ssjf.loadgen.stats import percentile, summarize
+from ssjf.loadgen.workload import (
+    WorkItem,
+    load_alpaca_workload,
+    poisson_arrivals,
+    read_alpaca_records,
+    split_by_prompt,
+)
+
+
+def _write_jsonl(path: Path, rows: list[Any]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+def _rec(pid: int, n: int, gen: str = "g") -> dict[str, Any]:
+    return {"prompt_id": pid, "generator": gen, "instruction": f"p{pid}", "output_tokens": n}
+
+
+def test_alpaca_workload_caps_lengths_and_keeps_one_generator(tmp_path: Path) -> None:
+    path = _write_jsonl(
+        tmp_path / "a.jsonl.gz", [_rec(0, 10), _rec(1, 900), _rec(0, 5, gen="other")]
+    )
+    items = load_alpaca_workload(path, generator="g", max_tokens_cap=512)
+    assert [(i.prompt, i.max_tokens, i.true_tokens) for i in items] == [
+        ("p0", 10, 10),
+        ("p1", 512, 900),
+    ]
+
+
+def test_bad_records_name_the_file_line_and_field(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "bad.jsonl.gz", [_rec(0, 10), "{oops"])
+    with pytest.raises(ValueError, match=r"bad.jsonl.gz:2: invalid JSON"):
+        read_alpaca_records(path, "g")
+    bad = _rec(0, 10)
+    bad["output_tokens"] = "ten"
+    path = _write_jsonl(tmp_path / "bad2.jsonl.gz", [bad])
+    with pytest.raises(ValueError, match=r"bad2.jsonl.gz:1: field 'output_tokens'"):
+        read_alpaca_records(path, "g")
+    with pytest.raises(ValueError, match="no records for generator 'nobody'"):
+        read_alpaca_records(_write_jsonl(tmp_path / "ok.jsonl.gz", [_rec(0, 1)]), "nobody")
+
+
+def test_split_by_prompt_never_shares_a_prompt() -> None:
+    items = [
+        WorkItem(id=f"{p}-{k}", prompt="x", max_tokens=1, prompt_id=str(p))
+        for p in range(20)
+        for k in range(3)
+    ]
+    train, test = split_by_prompt(items, 5, seed=1)
+    assert len({i.prompt_id for i in test}) == 5
+    assert not {i.prompt_id for i in train} & {i.prompt_id for i in test}
+    assert len(train) + len(test) == len(items)
+    assert split_by_prompt(items, 5, seed=1)[1] == test  # deterministic
+
+
+@given(st.integers(1, 300), st.floats(0.1, 50), st.integers(0, 10))
+@settings(max_examples=30, deadline=None)
+def test_poisson_arrivals_are_sorted_and_start_at_zero(n: int, rate: float, seed: int) -> None:
+    ts = poisson_arrivals(n, rate, seed)
+    assert len(ts) == n and ts[0] == 0.0
+    assert all(b >= a for a, b in itertools.pairwise(ts))
+
+
+def test_poisson_arrivals_have_the_asked_rate() -> None:
+    ts = poisson_arrivals(20_000, 4.0, seed=3)
+    assert ts[-1] / (len(ts) - 1) == pytest.approx(0.25, rel=0.03)
+    with pytest.raises(ValueError):
+        poisson_arrivals(3, 0.0)
+
+
+def test_percentile_and_summary() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert math.isnan(percentile([], 50))
+    rs = [
+        RequestResult(
+            id="a", max_tokens=3, sent=0.0, end=1.0, first_token=0.5, ok=True, completion_tokens=3
+        ),
+        RequestResult(
+            id="b", max_tokens=2, sent=1.0, end=4.0, first_token=1.5, ok=True, completion_tokens=2
+        ),
+        RequestResult(id="c", max_tokens=2, sent=2.0, end=2.5, ok=False, error="boom"),
+    ]
+    s = summarize(rs)
+    assert (s.n, s.ok, s.errors) == (3, 2, 1)
+    assert s.jct_mean == pytest.approx(2.0)
+    assert s.ttft_mean == pytest.approx(0.5)
+    assert s.throughput_rps == pytest.approx(2 / 4.0)
+    assert s.exact_tokens == 1.0
+
+
+def test_request_body_enforces_exact_length_and_passes_extras() -> None:
+    item = WorkItem(id="a", prompt="hi", max_tokens=7)
+    chat = request_body(item, "m", "chat", stream=True, extra={"priority": 3})
+    assert chat["max_tokens"] == 7 and chat["ignore_eos"] is True
+    assert chat["messages"] == [{"role": "user", "content": "hi"}]
+    assert chat["stream_options"] == {"include_usage": True} and chat["priority"] == 3
+    plain = request_body(item, "m", "completions", stream=False)
+    assert plain["prompt"] == "hi" and "stream" not in plain
+
+
+def test_kendall_tau_small_cases() -> None:
+    assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
