@@ -38,6 +38,7 @@ test: lint typecheck unit
 bench: venv
 	$(VENV)/bin/ssjf bench paper --json docs/results/bench_paper.json
 	$(VENV)/bin/ssjf bench sim-speed --json docs/results/bench_sim_speed.json
+	$(VENV)/bin/ssjf bench predictor --json docs/results/bench_predictor.json
 
 # A real vLLM for the end-to-end tests and `ssjf bench serve`: the CPU build in its own
 # venv (~3.4 GB, ~3 min to install), because its pinned torch/transformers must not

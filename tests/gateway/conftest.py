@@ -50,12 +50,23 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
     started: list[ServerThread] = []
 
     def start(predictor: Any = None, **settings: Any) -> RunningGateway:
+        if isinstance(predictor, str):  # a saved predictor's directory: the config setting
+            settings["predictor"], predictor = predictor, None
+        if predictor is not None or "predictor" in settings:
+            # A loaded CI machine must not turn test predictions into timeouts/fallbacks.
+            settings.setdefault("predictor_timeout_ms", 10_000)
         cfg = load_config(None, settings)
         app = create_app(cfg, predictor=predictor)
-        server = ServerThread(app).start()
+        server = ServerThread(app, keep_alive_s=int(cfg.keep_alive_s)).start()
         started.append(server)
         return RunningGateway(server, app.state.gateway)
 
     yield start
     for s in started:
         s.stop(force=True)
+
+
+@pytest.fixture(params=["fast", "httpx"])
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    """Both upstream HTTP clients, for the tests of wire-level behaviour."""
+    return str(request.param)

@@ -163,8 +163,9 @@ def free_port() -> int:
 class ServerThread:
     """Runs an ASGI app with uvicorn in a background thread on 127.0.0.1."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, keep_alive_s: int = 5) -> None:
         self.app = app
+        self.keep_alive_s = keep_alive_s
         self.port = port or free_port()
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -182,6 +183,7 @@ class ServerThread:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=self.keep_alive_s,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -202,3 +204,21 @@ class ServerThread:
         self.thread.join(timeout=10)
         self.server = None
         self.thread = None
+
+
+def main() -> None:
+    """Run the fake engine alone (a separate process, for load tests): ``--port N``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--token-delay", type=float, default=0.0)
+    args = ap.parse_args()
+    fake = FakeEngine(token_delay=args.token_delay, keep=100)
+    uvicorn.run(
+        fake.app(), host="127.0.0.1", port=args.port, log_level="critical", access_log=False
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -93,9 +93,9 @@ def _raw_stream(url: str, body: dict) -> bytes:
         return b"".join(r.iter_raw())
 
 
-def test_stream_passthrough_strips_injected_usage(engine, start_gateway):
+def test_stream_passthrough_strips_injected_usage(engine, start_gateway, upstream_client):
     fake, up = engine
-    gw = start_gateway(upstreams=[up.url], backend="vllm")
+    gw = start_gateway(upstreams=[up.url], backend="vllm", upstream_client=upstream_client)
     body = {"model": "tiny", "prompt": "p", "max_tokens": 4, "stream": True}
     via_gw = _raw_stream(gw.url + "/v1/completions", body)
     # The gateway asked the engine for usage on the client's behalf...
@@ -135,3 +135,11 @@ def test_models_health_metrics(engine, start_gateway):
     assert "ssjf_gateway_queue_length 0.0" in m
     assert 'ssjf_gateway_requests_total{endpoint="completions",status="200"} 1.0' in m
     assert "ssjf_gateway_actual_tokens_count 1.0" in m
+
+
+def test_estimate_cap_by_max_tokens_can_be_turned_off(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], fallback_tokens=300, cap_estimate_by_max_tokens=False)
+    r = httpx.post(gw.url + "/v1/completions", json={"prompt": "p", "max_tokens": 5})
+    assert r.status_code == 200
+    assert float(r.headers["x-ssjf-predicted-tokens"]) == 300.0  # max_tokens not read

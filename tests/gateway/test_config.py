@@ -68,3 +68,37 @@ def test_vllm_fcfs_sends_no_priority():
     assert make_backend(cfg).prepare(body, 40.0, stream=False, add_usage=False) == {}
     assert body == {"prompt": "x", "max_tokens": 3}
     assert not cfg.sends_priority
+
+
+def test_serve_cli_set_flag_reaches_the_config(monkeypatch):
+    import uvicorn
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        seen["cfg"] = app.state.gateway.config
+        seen["kwargs"] = kwargs
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    r = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "--upstream",
+            "http://a:1",
+            "--set",
+            "priority_bucket_tokens=16",
+            "--set",
+            "upstream_client=httpx",
+            "--max-queue",
+            "5",
+            "--port",
+            "9999",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    cfg = seen["cfg"]
+    assert cfg.priority_bucket_tokens == 16 and cfg.upstream_client == "httpx"
+    assert cfg.max_queue == 5 and seen["kwargs"]["port"] == 9999
+    r = CliRunner().invoke(app, ["serve", "--upstream", "http://a:1", "--set", "nonsense"])
+    assert r.exit_code == 2 and "KEY=VALUE" in r.output

@@ -31,7 +31,7 @@ def _req(i: int, tokens: float) -> Request:
 
 
 ops = st.lists(
-    st.tuples(st.sampled_from(["submit", "finish", "cancel"]), st.integers(1, 1000)),
+    st.tuples(st.sampled_from(["submit", "finish", "cancel", "reroute"]), st.integers(1, 1000)),
     max_size=80,
 )
 
@@ -54,6 +54,13 @@ def test_invariants_under_random_traffic(ops, replicas, slots, max_queue):
                 except GatewayError as e:
                     assert e.status == 429
                     assert len(d.queue) == max_queue
+            elif op == "reroute" and live:
+                t = live[x % len(live)]
+                if t.replica is not None:
+                    d.router.mark_down(t.replica)  # the replica refused the connection
+                    moved = d.reroute(t)
+                    assert t.replica is not None
+                    assert not moved or t.replica.down_until == 0.0
             elif live:
                 t = live.pop(x % len(live))
                 running = t.replica is not None

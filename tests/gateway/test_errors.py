@@ -73,9 +73,9 @@ def test_upstream_refused_is_503(start_gateway):
     assert gw.gw.dispatcher.in_flight == 0
 
 
-def test_upstream_timeout_is_504(engine, start_gateway):
+def test_upstream_timeout_is_504(engine, start_gateway, upstream_client):
     _, up = engine
-    gw = start_gateway(upstreams=[up.url], read_timeout_s=0.3)
+    gw = start_gateway(upstreams=[up.url], read_timeout_s=0.3, upstream_client=upstream_client)
     r = post_json(gw.url + "/v1/completions", completion("x", 20, fake_token_delay=0.1))
     assert r.status_code == 504 and _error(r)["type"] == "upstream_timeout"
     # A stream that stalls mid-way ends with an error event.
@@ -91,9 +91,9 @@ def test_upstream_timeout_is_504(engine, start_gateway):
     gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
 
 
-def test_upstream_http_errors_pass_through(engine, start_gateway):
+def test_upstream_http_errors_pass_through(engine, start_gateway, upstream_client):
     _, up = engine
-    gw = start_gateway(upstreams=[up.url])
+    gw = start_gateway(upstreams=[up.url], upstream_client=upstream_client)
     for status in (400, 500, 503):
         r = post_json(gw.url + "/v1/completions", completion("x", fake_status=status))
         assert r.status_code == status
@@ -103,9 +103,11 @@ def test_upstream_http_errors_pass_through(engine, start_gateway):
 
 
 @pytest.mark.parametrize("endpoint", ["/v1/completions", "/v1/chat/completions"])
-def test_mid_stream_death_gives_error_event(engine, start_gateway, endpoint):
+def test_mid_stream_death_gives_error_event(engine, start_gateway, endpoint, upstream_client):
     _, up = engine
-    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
+    gw = start_gateway(
+        upstreams=[up.url], backend="fifo", max_in_flight=1, upstream_client=upstream_client
+    )
     body = (
         completion("x", 10, stream=True, fake_die_after=3)
         if "chat" not in endpoint
@@ -152,3 +154,16 @@ def test_engine_killed_mid_stream_then_back(start_gateway):
         gw.wait_for(lambda g: g.dispatcher.in_flight == 0 and g.dispatcher.queue_len == 0)
     finally:
         server.stop(force=True)
+
+
+def test_internal_error_still_answers(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
+
+    def broken(*args, **kwargs):
+        raise KeyError("bug")
+
+    gw.gw.backend.prepare = broken  # type: ignore[method-assign]
+    r = post_json(gw.url + "/v1/completions", completion("x"))
+    assert r.status_code == 500 and _error(r)["type"] == "internal_error"
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0)

@@ -87,7 +87,7 @@ def test_disconnect_while_queued_frees_the_place(engine, start_gateway):
         gw.wait_for(lambda g: g.dispatcher.queue_len == 1)
         sock.close()
         # The queued request leaves the queue while "a" is still running...
-        gw.wait_for(lambda g: g.dispatcher.queue_len == 0, timeout=2)
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 0)
         assert gw.gw.dispatcher.in_flight == 1
         # ...so its place is free for another request (max_queue=1, no 429).
         b = pool.submit(post_json, url, completion("b"))
@@ -107,7 +107,7 @@ def test_disconnect_in_flight_stream_frees_slot_and_closes_upstream(engine, star
         it = r.iter_raw()
         assert next(it).startswith(b"data: ")
     # Leaving the block closed the connection mid-stream.
-    gw.wait_for(lambda g: g.dispatcher.in_flight == 0, timeout=3)
+    gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
     deadline_ok = False
     for _ in range(300):
         if fake.aborted >= 1 and fake.active == 0:
@@ -119,15 +119,20 @@ def test_disconnect_in_flight_stream_frees_slot_and_closes_upstream(engine, star
 
 
 def test_disconnect_in_flight_plain_frees_slot(engine, start_gateway):
-    _, up = engine
+    fake, up = engine
     gw = start_gateway(upstreams=[up.url], backend="fifo", max_in_flight=1)
-    body = json.dumps(completion("slow", 100, fake_token_delay=0.05)).encode()
-    sock = raw_request(gw.server.port, "/v1/completions", body)
-    gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
-    sock.close()
-    gw.wait_for(lambda g: g.dispatcher.in_flight == 0, timeout=2)
-    r = post_json(gw.url + "/v1/completions", completion("next"), timeout=3)
+    # Held by the engine until the end of the test: only the disconnect can free the slot.
+    # Repeated: each round opens a new upstream connection, and a disconnect landing
+    # while it connects must not be lost (regression: asyncio.wait_for on Python 3.11).
+    body = json.dumps(completion("slow", 100, fake_gate=True)).encode()
+    for _ in range(8):
+        sock = raw_request(gw.server.port, "/v1/completions", body)
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        sock.close()
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 0)
+    r = post_json(gw.url + "/v1/completions", completion("next"))
     assert r.status_code == 200
+    fake.gate.set()
 
 
 def test_routes_by_least_predicted_outstanding_work(start_gateway):
@@ -159,9 +164,50 @@ def test_replica_down_is_avoided(engine, start_gateway):
     from .fake_upstream import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    gw = start_gateway(upstreams=[dead, up.url], backend="vllm", replica_cooldown_s=30)
+    gw = start_gateway(
+        upstreams=[dead, up.url], backend="fifo", max_in_flight=1, replica_cooldown_s=30
+    )
+    # The first pick is the dead replica (tie -> index 0): refused, so rerouted.
     r = post_json(gw.url + "/v1/completions", completion("x"))
-    assert r.status_code == 503  # the first pick was the dead replica (tie -> index 0)
+    assert r.status_code == 200 and r.headers["x-ssjf-replica"] == "1"
+    # Then the dead replica is avoided while it cools down.
     r = post_json(gw.url + "/v1/completions", completion("y"))
     assert r.status_code == 200 and r.headers["x-ssjf-replica"] == "1"
-    assert list(fake.order) == ["y"]
+    assert list(fake.order) == ["x", "y"]
+    gw.wait_for(lambda g: all(r.in_flight == 0 for r in g.router.replicas))
+
+
+def test_all_replicas_down_is_503(start_gateway):
+    from .fake_upstream import free_port
+
+    dead = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    gw = start_gateway(upstreams=dead, backend="fifo", max_in_flight=1)
+    r = post_json(gw.url + "/v1/completions", completion("x"))
+    assert r.status_code == 503 and r.json()["error"]["type"] == "upstream_unavailable"
+    gw.wait_for(lambda g: all(r.in_flight == 0 for r in g.router.replicas))
+
+
+def test_time_dependent_policy_and_guard_work_behind_the_queue(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(
+        FakePredictor(),
+        upstreams=[up.url],
+        backend="fifo",
+        max_in_flight=1,
+        policy="hrrn",
+        max_wait_s=0.0,  # everyone is overdue at once: the guard serves by deadline (FCFS)
+    )
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        futs = []
+        for n in (50, 10, 40):
+            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
+            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
+        fake.gate.set()
+        assert first.result().status_code == 200 and all(
+            f.result().status_code == 200 for f in futs
+        )
+    assert list(fake.order) == ["len=1 first", "len=50", "len=10", "len=40"]
+    assert gw.gw.dispatcher.queue.promotions >= 1

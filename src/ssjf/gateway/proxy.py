@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ssjf.gateway.app import Gateway
     from ssjf.gateway.dispatcher import Ticket
 
+log = logging.getLogger("ssjf.gateway")
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n)", re.DOTALL)
 _COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
@@ -131,18 +133,24 @@ class ProxiedResponse(Response):
                 headers["authorization"] = self.auth
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             self.forwarded_at = time.monotonic()
-            try:
-                resp = await gw.client.send(
-                    gw.client.build_request(
-                        "POST", replica.url + self.path, content=content, headers=headers
-                    ),
-                    stream=True,
-                )
-            except httpx.HTTPError as e:
-                if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
-                    gw.router.mark_down(replica)
-                await self._send_error(send, classify_upstream(e))
-                return
+            upstream = gw.upstream
+            assert upstream is not None
+            tries = len(gw.router.replicas)
+            while True:
+                try:
+                    resp = await upstream.post(replica.url + self.path, content, headers)
+                    break
+                except httpx.HTTPError as e:
+                    tries -= 1
+                    if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
+                        gw.router.mark_down(replica)
+                        # Nothing reached that engine: another replica may take it.
+                        if tries > 0 and gw.dispatcher.reroute(ticket):
+                            replica = ticket.replica
+                            assert replica is not None
+                            continue
+                    await self._send_error(send, classify_upstream(e))
+                    return
             try:
                 if parsed.stream and resp.status_code == 200:
                     await self._relay_stream(resp, send)
@@ -152,6 +160,14 @@ class ProxiedResponse(Response):
                 await resp.aclose()
         except GatewayError as e:
             await self._send_error(send, e)
+        except (asyncio.CancelledError, OSError):
+            raise  # client gone / shutdown
+        except Exception as e:
+            # A bug must still end the request with an answer, not a dropped connection.
+            log.exception("gateway error while serving a request")
+            await self._send_error(
+                send, GatewayError(500, f"gateway internal error: {e!r}", "internal_error")
+            )
 
     def _extra_headers(self) -> list[tuple[bytes, bytes]]:
         t = self.ticket
@@ -163,7 +179,7 @@ class ProxiedResponse(Response):
             (b"x-ssjf-replica", str(t.replica.index if t.replica else -1).encode()),
         ]
 
-    async def _relay_whole(self, resp: httpx.Response, send: Send) -> None:
+    async def _relay_whole(self, resp: Any, send: Send) -> None:
         try:
             data = await resp.aread()
         except httpx.HTTPError as e:
@@ -197,7 +213,7 @@ class ProxiedResponse(Response):
         await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def _relay_stream(self, resp: httpx.Response, send: Send) -> None:
+    async def _relay_stream(self, resp: Any, send: Send) -> None:
         headers = [
             (b"content-type", resp.headers.get("content-type", "text/event-stream").encode()),
             (b"cache-control", b"no-cache"),

@@ -8,6 +8,8 @@ or used.
 from __future__ import annotations
 
 from ssjf.predict import baselines as _baselines  # noqa: F401  (registers families)
+from ssjf.predict import embed as _embed  # noqa: F401
+from ssjf.predict import finetune as _finetune  # noqa: F401  (fine-tuned transformers)
 from ssjf.predict import text as _text  # noqa: F401
 from ssjf.predict.base import (
     Predictor,

@@ -52,10 +52,55 @@ class PromptTargets:
     weight: np.ndarray  # per distinct prompt: precision of that mean (mean 1)
 
 
+def normal_scores(y: np.ndarray, models: Sequence[str | None]) -> np.ndarray:
+    """Per-model normal scores of ``y``: ``Phi^-1((rank - 0.5) / n)`` with ties averaged.
+
+    A rank target ignores *how much* longer an answer is, only that it is longer,
+    which is what Kendall tau rewards; it also tames the heavy tail of one-word
+    answers in log space.
+    """
+    from statistics import NormalDist
+
+    ppf = np.vectorize(NormalDist().inv_cdf)
+    names = np.array([NO_MODEL if m is None else m for m in models], dtype=object)
+    out = np.empty_like(y, dtype=float)
+    for name in set(names.tolist()):
+        idx = np.flatnonzero(names == name)
+        vals = y[idx]
+        order = np.argsort(vals, kind="mergesort")
+        ranks = np.empty(len(idx))
+        ranks[order] = np.arange(1, len(idx) + 1)
+        # average ranks over ties
+        _, inv = np.unique(vals, return_inverse=True)
+        mean_rank = np.bincount(inv, weights=ranks) / np.bincount(inv)
+        out[idx] = ppf((mean_rank[inv] - 0.5) / len(idx))
+    return out
+
+
+TARGETS = ("log", "rank", "mix")
+
+
 def prompt_targets(
-    y: np.ndarray, prompts: Sequence[str], models: Sequence[str | None], *, use_models: bool = True
+    y: np.ndarray,
+    prompts: Sequence[str],
+    models: Sequence[str | None],
+    *,
+    use_models: bool = True,
+    target: str = "log",
 ) -> PromptTargets:
-    """Group records by prompt text and compute the per-prompt score target."""
+    """Group records by prompt text and compute the per-prompt score target.
+
+    ``target``: ``log`` (model-centred log length), ``rank`` (per-model normal
+    scores), or ``mix`` (the mean of the two, each standardised).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}")
+    if target != "log":
+        z = normal_scores(y, models if use_models else [None] * len(y))
+        if target == "mix":
+            centred = y - model_means(y, models)[0] if use_models else y - y.mean()
+            z = 0.5 * (z + centred / max(float(centred.std()), 1e-9))
+        y = z
     keys: dict[str, int] = {}
     index = np.empty(len(prompts), dtype=np.int64)
     first: list[int] = []
@@ -67,19 +112,19 @@ def prompt_targets(
     resid = y - model_means(y, models)[0] if use_models else y - y.mean()
     n_prompts = len(keys)
     counts = np.bincount(index, minlength=n_prompts).astype(float)
-    target = np.bincount(index, weights=resid, minlength=n_prompts) / counts
+    mean_resid = np.bincount(index, weights=resid, minlength=n_prompts) / counts
     # Precision weights: the mean of n noisy answers is worth more than one answer.
-    dev = resid - target[index]
+    dev = resid - mean_resid[index]
     multi = counts[index] > 1
     if multi.any():
         dof = float((counts[counts > 1] - 1).sum())
         s2_within = float((dev[multi] ** 2).sum() / max(dof, 1.0))
-        s2_between = max(float(np.var(target)) - float(np.mean(s2_within / counts)), 1e-3)
+        s2_between = max(float(np.var(mean_resid)) - float(np.mean(s2_within / counts)), 1e-3)
         weight = 1.0 / (s2_between + s2_within / counts)
         weight /= weight.mean()
     else:
         weight = np.ones(n_prompts)
-    return PromptTargets(index=index, first=np.asarray(first), target=target, weight=weight)
+    return PromptTargets(index=index, first=np.asarray(first), target=mean_resid, weight=weight)
 
 
 def model_means(y: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, dict[str, float]]:

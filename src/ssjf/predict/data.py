@@ -28,6 +28,8 @@ from typing import IO, Any
 #: Output lengths above this are treated as corrupt (no served LLM emits 1M tokens).
 MAX_OUTPUT_TOKENS = 1_000_000
 
+#: Token unit of the shared prompt datasets (shared/data/README.md).
+PROMPT_DATASET_UNIT = "mistral-7b-v0.1 (32k SentencePiece)"
 #: name -> (file under prompts/, field holding the sub-dataset name)
 PROMPT_DATASETS: dict[str, tuple[str, str | None]] = {
     "alpaca_eval": ("alpaca_eval.jsonl.gz", "dataset"),
@@ -51,6 +53,8 @@ class LengthData:
     datasets: list[str] = field(default_factory=list)
     #: Human-readable notes about skipped records ("file:line: field: reason").
     issues: list[str] = field(default_factory=list)
+    #: What ``lengths`` count (a tokenizer name, or "approx-regex").
+    unit: str = "tokens"
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -67,7 +71,7 @@ class LengthData:
 
     def subset(self, indices: Iterable[int]) -> LengthData:
         """The records at ``indices`` (issues are kept)."""
-        out = LengthData(issues=list(self.issues))
+        out = LengthData(issues=list(self.issues), unit=self.unit)
         for i in indices:
             out.append(
                 self.prompts[i],
@@ -133,14 +137,17 @@ def prompt_dataset_path(name: str) -> Path:
         raise DataError(
             f"{rel}: not found; set SSJF_DATA_DIR to the directory holding prompts/"
         ) from None
-    return Path(data_file(rel))
+    try:
+        return Path(data_file(rel))
+    except ValueError as exc:  # the workload's DataError: same message, our type
+        raise DataError(str(exc)) from None
 
 
 def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:
     """One of ``alpaca_eval``, ``flask``, ``sharegpt`` (records keep ``prompt_id`` for splits)."""
     path = prompt_dataset_path(name)
     sub = PROMPT_DATASETS[name][1]
-    data = LengthData()
+    data = LengthData(unit=PROMPT_DATASET_UNIT)
     rep = _Reporter(data, strict)
     for where, rec in _iter_jsonl(path, rep):
         parsed = _parse_record(

@@ -46,43 +46,44 @@ class TfidfPredictor(ScorePredictor):
         self.len_std = np.ones(3)
 
     def _hashers(self) -> list[Any]:
+        """``(analyzer, FeatureHasher)`` per n-gram kind, built once (cheap single calls)."""
         if self._vectorizers is None:
             from ssjf.predict._deps import require_sklearn
 
             require_sklearn()
+            from sklearn.feature_extraction import FeatureHasher
             from sklearn.feature_extraction.text import HashingVectorizer
 
             n = int(self.params["n_features"])
-            hashers = []
+            specs: list[dict[str, Any]] = []
             lo, hi = self.params["word_ngrams"]
-            hashers.append(
-                HashingVectorizer(
-                    n_features=n,
-                    ngram_range=(int(lo), int(hi)),
-                    alternate_sign=False,
-                    norm=None,
-                    token_pattern=r"(?u)\b\w+\b|[^\w\s]",
-                )
+            specs.append(
+                {"ngram_range": (int(lo), int(hi)), "token_pattern": r"(?u)\b\w+\b|[^\w\s]"}
             )
             char = self.params["char_ngrams"]
             if char and int(char[1]) > 0:
-                hashers.append(
-                    HashingVectorizer(
-                        n_features=n,
-                        analyzer="char_wb",
-                        ngram_range=(int(char[0]), int(char[1])),
-                        alternate_sign=False,
-                        norm=None,
-                    )
-                )
+                specs.append({"analyzer": "char_wb", "ngram_range": (int(char[0]), int(char[1]))})
+            hashers = []
+            for spec in specs:
+                # HashingVectorizer defines the tokenisation; FeatureHasher does the
+                # hashing without rebuilding the analyzer on every call (~1.5 ms saved).
+                vec = HashingVectorizer(n_features=n, alternate_sign=False, norm=None, **spec)
+                hasher = FeatureHasher(n_features=n, input_type="string", alternate_sign=False)
+                hashers.append((vec.build_analyzer(), hasher))
             self._vectorizers = hashers
         return self._vectorizers
+
+    def _counts(self, prompts: Sequence[str], which: int) -> Any:
+        analyzer, hasher = self._hashers()[which]
+        x = hasher.transform(analyzer(p) for p in prompts)
+        x.sum_duplicates()
+        return x
 
     def _fit_features(self, prompts: Sequence[str]) -> None:
         n = len(prompts)
         self.idf = []
-        for hasher in self._hashers():
-            counts = hasher.transform(prompts).tocsc()
+        for k in range(len(self._hashers())):
+            counts = self._counts(prompts, k).tocsc()
             df = np.diff(counts.indptr)  # documents per column
             idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
             self.idf.append(idf)
@@ -94,18 +95,20 @@ class TfidfPredictor(ScorePredictor):
     def _transform(self, prompts: Sequence[str]) -> Any:
         import scipy.sparse as sp
 
+        n = len(prompts)
         blocks = []
-        for hasher, idf in zip(self._hashers(), self.idf, strict=True):
-            x = hasher.transform(prompts).astype(np.float64)
-            x.data = np.log1p(x.data)  # sublinear tf
-            x = x @ sp.diags(idf)
-            norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-            x = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x
+        for k, idf in enumerate(self.idf):
+            x = self._counts(prompts, k).astype(np.float64)
+            # sublinear tf x idf, then l2-normalise rows, all on the CSR data in place
+            x.data = np.log1p(x.data) * idf[x.indices]
+            rows = np.repeat(np.arange(n), np.diff(x.indptr))
+            norms = np.sqrt(np.bincount(rows, weights=x.data**2, minlength=n))
+            x.data /= np.maximum(norms[rows], 1e-12)
             blocks.append(x)
         if self.params["length_features"]:
             lf = (length_features(prompts) - self.len_mean) / self.len_std * _LENGTH_SCALE
             blocks.append(sp.csr_matrix(lf))
-        return sp.hstack(blocks, format="csr")
+        return blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
 
     def _feature_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {"len_mean": self.len_mean, "len_std": self.len_std}
