@@ -156,7 +156,9 @@ def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: 
         dispatcher = gws[-1].gateway.dispatcher
         wait_until(lambda: dispatcher.in_flight == 1 + len(shorts), 10, "all forwarded")
         assert dispatcher.queue_len == 0
-        time.sleep(1.0)  # let the last one reach the engine's queue
+        # The engine's API server may be slow to hand them to its scheduler on a
+        # loaded machine: release the long one only once all four wait there.
+        wait_until(lambda: engine_gauge(engine.url, WAITING) == len(shorts), 60, "engine queue")
 
     gws.append(start_gateway(predictor=PromptTagPredictor()))
     assert _run_order(gws[-1].url, shorts, check) == sorted(shorts)
