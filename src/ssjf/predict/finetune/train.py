@@ -347,6 +347,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield _NullBar()
         return
+    from rich.errors import LiveError
     from rich.progress import (
         BarColumn,
         Progress,
@@ -355,11 +356,19 @@ def _progress(enabled: bool) -> Iterator[Any]:
         TimeRemainingColumn,
     )
 
-    with Progress(
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-    ) as bar:
+    )
+    try:
+        bar.start()
+    except LiveError:  # a caller's live display (e.g. `ssjf train`'s spinner) owns the terminal
+        yield _NullBar()
+        return
+    try:
         yield bar
+    finally:
+        bar.stop()
