@@ -10,7 +10,7 @@ export SSJF_DATA_DIR
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test lint typecheck unit bench clean engine test-engine bench-serve
+.PHONY: venv demo test test-fast lint typecheck unit bench clean engine test-engine bench-serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# Everything but the real-engine tests (those need .venv-engine: see test-engine).
 unit: venv
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not engine"
 
-test: lint typecheck unit
+# The whole suite: lint, types, unit/property tests, then the end-to-end tests
+# against a real CPU vLLM (installs .venv-engine once, ~3 min, ~3.4 GB).
+test: lint typecheck unit test-engine
+
+# The same without the real engine: quick feedback while developing.
+test-fast: lint typecheck unit
 
 bench: venv
 	$(VENV)/bin/ssjf bench paper --json docs/results/bench_paper.json

@@ -140,3 +140,18 @@ def test_quantile_head_intervals_cover(minilm_available: None) -> None:
 
     cov = coverage(pred.predict(test_p, test_m), np.array(test_y))
     assert cov is not None and 0.5 <= cov <= 1.0
+
+
+def test_mean_point_option(tmp_path: Path) -> None:
+    prompts, lengths, models = synthetic(seed=7)
+    med = make_predictor("tfidf").fit(prompts, lengths, models)
+    mean = make_predictor("tfidf", point="mean").fit(prompts, lengths, models)
+    q = synthetic(n_prompts=6, seed=8)[0][::2]  # unseen prompts of the same kinds
+    # log-normal noise: the mean length exceeds the median for every model
+    for m in ("m-short", "m-long", None):
+        assert np.all(mean.predict_points(q, [m] * 6) > med.predict_points(q, [m] * 6))
+    mean.save(tmp_path / "mean")
+    mods = ["m-long", None, "x"] * 2
+    assert load_predictor(tmp_path / "mean").predict(q, mods) == mean.predict(q, mods)
+    with pytest.raises(PredictorError, match="point"):
+        make_predictor("tfidf", point="mode")

@@ -196,3 +196,14 @@ def test_generic_family_takes_the_formulation_as_a_parameter(
         make_predictor("finetune", formulation="poisson")
     with pytest.raises(PredictorError, match="unknown parameter"):
         make_predictor("finetune", formulation="listwise", n_classes=5)
+
+
+def test_progress_bar_works_alone_and_under_a_callers_live_display(tiny: str, data: tuple) -> None:
+    from rich.progress import Progress
+
+    prompts, lengths, _ = data
+    params = _params("finetune-regression", tiny, epochs=1, progress=True)
+    alone = make_predictor("finetune-regression", **params).fit(prompts, lengths)
+    with Progress():  # e.g. `ssjf train`'s spinner: ours must step aside, not crash
+        nested = make_predictor("finetune-regression", **params).fit(prompts, lengths)
+    np.testing.assert_array_equal(alone.predict_points(prompts), nested.predict_points(prompts))

@@ -37,7 +37,7 @@ def bench_predictor_cmd(
         None, "--e2e-family", help="Family for the end-to-end check (default: best alpaca tau)."
     ),
     e2e_requests: int = typer.Option(2000, "--e2e-requests", min=100),
-    e2e_seeds: int = typer.Option(3, "--e2e-seeds", min=1),
+    e2e_seeds: int = typer.Option(8, "--e2e-seeds", min=1),
     latency_single: int = typer.Option(200, "--latency-calls", min=10),
     export: Path | None = typer.Option(
         None,

@@ -28,6 +28,8 @@ def bench_serve_cmd(
         True, "--fcfs-gateway/--no-fcfs-gateway", help="Add FCFS through the gateway."
     ),
     seed: int = typer.Option(0, "--seed"),
+    rounds: int = typer.Option(4, "--rounds", help="Slices replayed by every config in turn."),
+    stream_interval: int = typer.Option(8, "--stream-interval", help="vLLM --stream-interval."),
     capacity_requests: int = typer.Option(64, "--capacity-requests"),
     latency_requests: int = typer.Option(100, "--latency-requests"),
     endpoint: str = typer.Option("chat", "--endpoint", help="chat or completions."),
@@ -56,6 +58,8 @@ def bench_serve_cmd(
         oracle=oracle,
         fcfs_gateway=fcfs_gateway,
         seed=seed,
+        rounds=rounds,
+        stream_interval=stream_interval,
         capacity_requests=capacity_requests,
         latency_requests=latency_requests,
         endpoint=endpoint,

@@ -18,6 +18,7 @@ it cannot read the truth from it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import platform
 import tempfile
 import time
@@ -67,6 +68,13 @@ class ServeBenchConfig:
     oracle: bool = True
     #: Add FCFS through the gateway (the gateway's cost without its scheduling).
     fcfs_gateway: bool = True
+    #: The workload is replayed in this many slices, every config in turn on each,
+    #: so drifts in a shared machine's load do not favour whichever config ran first.
+    rounds: int = 4
+    #: vLLM --stream-interval: tokens per streamed chunk after the first. On a small
+    #: CPU machine per-chunk work (engine API server, gateway, client) competes with
+    #: generation; 8 keeps TTFT exact and cuts that work 8x for every config alike.
+    stream_interval: int = 8
     seed: int = 0
     #: Requests (other prompts) for the saturated capacity run.
     capacity_requests: int = 64
@@ -132,20 +140,22 @@ async def added_latency(
     return {"direct_p50_ms": d50, "gateway_p50_ms": g50, "added_p50_ms": g50 - d50}
 
 
-def _row(name: str, results: Sequence[Any], added_ms: float, t0: float) -> dict[str, Any]:
+def _row(name: str, results: Sequence[Any], added_ms: float, wall_s: float) -> dict[str, Any]:
     s = summarize(results)
+    # Throughput per round would count the idle gaps between rounds: use the sum of
+    # each round's span instead (completed requests / time spent replaying).
     return {
         "config": name,
         "jct_mean": s.jct_mean,
         "jct_p50": s.jct_p50,
         "jct_p99": s.jct_p99,
         "ttft_mean": s.ttft_mean,
-        "throughput_rps": s.throughput_rps,
+        "throughput_rps": s.ok / wall_s if wall_s > 0 else float("nan"),
         "added_latency_p50_ms": added_ms,
         "ok": s.ok,
         "errors": s.errors,
         "exact_tokens": s.exact_tokens,
-        "wall_s": time.monotonic() - t0,
+        "wall_s": wall_s,
     }
 
 
@@ -187,7 +197,13 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
             from ssjf.engines.tiny_model import default_cache_root
 
             model = build_model_with_engine(default_cache_root())
-            server = VllmCpuServer(VllmCpuConfig(model=model, max_num_seqs=cfg.max_num_seqs))
+            server = VllmCpuServer(
+                VllmCpuConfig(
+                    model=model,
+                    max_num_seqs=cfg.max_num_seqs,
+                    extra_args=("--stream-interval", str(cfg.stream_interval)),
+                )
+            )
             engine_url = server.start()
             meta["engine_startup_s"] = server.startup_s
             meta["engine_command"] = " ".join(server.command()[1:])
@@ -235,37 +251,62 @@ async def _run(
         **cfg.gateway,
     }
     gateways = {
-        FCFS_GATEWAY: {**base, "policy": "fcfs"},
         "ssjf-vllm-priority": dict(base),
         "ssjf-gateway-queue": {**base, "max_in_flight": cfg.max_num_seqs},
+        FCFS_GATEWAY: {**base, "policy": "fcfs"},
     }
-    rows: list[dict[str, Any]] = []
-    names = (
+    names = [
         *CONFIGS,
         *((FCFS_GATEWAY,) if cfg.fcfs_gateway else ()),
         *((ORACLE,) if cfg.oracle else ()),
-    )
+    ]
+    # The gateway's added latency: no predictor, tiny requests, low load.
     for name in names:
-        t0 = time.monotonic()
-        added = 0.0
         if name in gateways:
-            settings = gateways[name]
-            with GatewayProcess(dict(settings)) as gw:  # no predictor: overhead only
+            with GatewayProcess(dict(gateways[name])) as gw:
                 lat = await added_latency(engine_url, gw.url, cfg.latency_requests, model, ep)
-            added = lat["added_p50_ms"]
             meta.setdefault("added_latency", {})[name] = lat
-            use_pred = pred_dir is not None and name != FCFS_GATEWAY
-            with GatewayProcess(
-                {**settings, "predictor": str(pred_dir) if use_pred else None}
-            ) as gw:
-                results = await replay(gw.url, bench_items, arrivals, model, ep)
-        elif name == ORACLE:
-            # Upper bound: the true length as the vLLM priority (same bucket as the gateway).
-            extras = [{"priority": it.max_tokens // 8} for it in bench_items]
-            results = await replay(engine_url, bench_items, arrivals, model, ep, extras)
-        else:
-            results = await replay(engine_url, bench_items, arrivals, model, ep)
-        row = _row(name, results, added, t0)
+            log(f"{name}: added latency p50 {lat['added_p50_ms']:.2f} ms")
+
+    # The gateways for the replays, all up at once (idle ones cost nothing).
+    procs: dict[str, GatewayProcess] = {}
+    try:
+        for name in names:
+            if name in gateways:
+                use_pred = pred_dir is not None and name != FCFS_GATEWAY
+                settings = {**gateways[name], "predictor": str(pred_dir) if use_pred else None}
+                procs[name] = GatewayProcess(settings)
+                procs[name].start()
+        results: dict[str, list[Any]] = {n: [] for n in names}
+        walls: dict[str, float] = dict.fromkeys(names, 0.0)
+        # Rounds: each config replays the same slice of the workload in turn, so a
+        # change in the shared machine's load hits every config alike.
+        bounds = [round(i * len(bench_items) / cfg.rounds) for i in range(cfg.rounds + 1)]
+        for r, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            items, offs = bench_items[lo:hi], arrivals[lo:hi]
+            offs = [a - offs[0] for a in offs]
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                t0 = time.monotonic()
+                if name in procs:
+                    res = await replay(procs[name].url, items, offs, model, ep)
+                elif name == ORACLE:
+                    # Upper bound: the true length as the vLLM priority (gateway's bucket).
+                    extras = [{"priority": it.max_tokens // 8} for it in items]
+                    res = await replay(engine_url, items, offs, model, ep, extras)
+                else:
+                    res = await replay(engine_url, items, offs, model, ep)
+                results[name].extend(res)
+                walls[name] += time.monotonic() - t0
+            log(f"round {r + 1}/{cfg.rounds} done")
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        added = meta.get("added_latency", {}).get(name, {}).get("added_p50_ms", 0.0)
+        row = _row(name, results[name], added, walls[name])
         rows.append(row)
         log(
             f"{name}: mean {row['jct_mean']:.2f} s, p99 {row['jct_p99']:.2f} s, "

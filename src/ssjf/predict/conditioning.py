@@ -147,6 +147,9 @@ class ModelCalibration:
     global_ab: tuple[float, float] = (0.0, 1.0)
     global_q: tuple[float, ...] = ()
     per_model: dict[str, tuple[float, float, tuple[float, ...]]] = field(default_factory=dict)
+    #: log E[exp(residual)] per model ("" = global): turns the log-space centre into
+    #: the mean length, the ordering key that minimises mean JCT on a serial engine.
+    log_mean_exp: dict[str, float] = field(default_factory=dict)
 
     def fit(
         self, y: np.ndarray, score: np.ndarray, models: Sequence[str | None], *, use_models: bool
@@ -155,6 +158,7 @@ class ModelCalibration:
         a, b = _affine(y, score)
         self.global_ab = (a, b)
         self.global_q = _resid_quantiles(y - (a + b * score), self.levels)
+        self.log_mean_exp = {"": _log_mean_exp(y - (a + b * score))}
         self.per_model = {}
         if not use_models:
             return self
@@ -166,6 +170,7 @@ class ModelCalibration:
             ma, mb = _affine(y[mask], score[mask], prior=(a, b))
             q = _resid_quantiles(y[mask] - (ma + mb * score[mask]), self.levels)
             self.per_model[str(name)] = (ma, mb, q)
+            self.log_mean_exp[str(name)] = _log_mean_exp(y[mask] - (ma + mb * score[mask]))
         return self
 
     def apply(self, score: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, list]:
@@ -183,12 +188,23 @@ class ModelCalibration:
             quants.append(q)
         return out, quants
 
+    def mean_shift(self, models: Sequence[str | None]) -> np.ndarray:
+        """Per record, what to add to ``a + b*score`` to get log1p of the mean length."""
+        glob = self.log_mean_exp.get("", 0.0)
+        return np.array(
+            [
+                self.log_mean_exp.get(m, glob) if m is not None and m in self.per_model else glob
+                for m in models
+            ]
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (saved next to the weights)."""
         return {
             "levels": list(self.levels),
             "global": [*self.global_ab, list(self.global_q)],
             "models": {k: [a, b, list(q)] for k, (a, b, q) in self.per_model.items()},
+            "log_mean_exp": self.log_mean_exp,
         }
 
     @classmethod
@@ -199,6 +215,7 @@ class ModelCalibration:
             levels=tuple(float(v) for v in data["levels"]),
             global_ab=(float(ga), float(gb)),
             global_q=tuple(float(v) for v in gq),
+            log_mean_exp={k: float(v) for k, v in data.get("log_mean_exp", {}).items()},
             per_model={
                 k: (float(a), float(b), tuple(float(v) for v in q))
                 for k, (a, b, q) in data["models"].items()
@@ -218,6 +235,13 @@ def _affine(
     b = (sxy + lam * prior_b) / (sxx + lam) if sxx + lam > 0 else prior_b
     b = max(b, 0.0)  # a longer typical prompt never means a shorter answer
     return ym - b * xm, b
+
+
+def _log_mean_exp(resid: np.ndarray) -> float:
+    if resid.size == 0:
+        return 0.0
+    top = float(resid.max())
+    return top + float(np.log(np.mean(np.exp(resid - top))))
 
 
 def _resid_quantiles(resid: np.ndarray, levels: tuple[float, ...]) -> tuple[float, ...]:
