@@ -19,11 +19,12 @@ import csv
 import gzip
 import io
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from ssjf.workload.data import DataError, data_file
 
 #: Output lengths above this are treated as corrupt (no served LLM emits 1M tokens).
 MAX_OUTPUT_TOKENS = 1_000_000
@@ -36,10 +37,6 @@ PROMPT_DATASETS: dict[str, tuple[str, str | None]] = {
     "flask": ("flask.jsonl.gz", "task"),
     "sharegpt": ("sharegpt_sample.jsonl.gz", None),
 }
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, the line (when known) and the field."""
 
 
 @dataclass(slots=True)
@@ -117,30 +114,11 @@ class _Reporter:
             self.data.issues.append(msg)
 
 
-def data_dir() -> Path | None:
-    """``$SSJF_DATA_DIR`` when set and present."""
-    env = os.environ.get("SSJF_DATA_DIR")
-    return Path(env) if env and Path(env).is_dir() else None
-
-
 def prompt_dataset_path(name: str) -> Path:
-    """Where the prompt dataset ``name`` lives (data dir, else the workload download cache)."""
+    """Where the prompt dataset ``name`` lives (data dir, else the download cache)."""
     if name not in PROMPT_DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(PROMPT_DATASETS)}")
-    rel = f"prompts/{PROMPT_DATASETS[name][0]}"
-    root = data_dir()
-    if root is not None and (root / rel).is_file():
-        return root / rel
-    try:  # the workload package knows the public URLs and the user cache
-        from ssjf.workload.data import data_file  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise DataError(
-            f"{rel}: not found; set SSJF_DATA_DIR to the directory holding prompts/"
-        ) from None
-    try:
-        return Path(data_file(rel))
-    except ValueError as exc:  # the workload's DataError: same message, our type
-        raise DataError(str(exc)) from None
+    return data_file(f"prompts/{PROMPT_DATASETS[name][0]}")
 
 
 def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:
