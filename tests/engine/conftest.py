@@ -33,8 +33,10 @@ from ssjf.engines.vllm_cpu import (
 #: The engine's slot count in these tests (--max-num-seqs): one slot makes service
 #: order observable as finish order, whatever the machine's load.
 ENGINE_SLOTS = 1
-#: Room for the long requests that hold the slot for seconds.
-MAX_MODEL_LEN = 16384
+#: Room for the long requests that hold the slot: the tiny model generates thousands
+#: of tokens per second on a quiet machine, so a long request needs tens of thousands
+#: of tokens to outlast a test's setup (the tests end it by disconnecting).
+MAX_MODEL_LEN = 65536
 
 
 class Engine:

@@ -69,10 +69,13 @@ def engine_gauge(url: str, name: str) -> float:
     return total
 
 
-def wait_until(cond: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``cond()`` until true or fail after ``timeout`` seconds."""
+def wait_until(
+    cond: Any, timeout: float = 30.0, what: str = "condition", state: Any = None
+) -> None:
+    """Poll ``cond()`` until true or fail after ``timeout`` seconds (``state()`` says why)."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            detail = f" ({state()})" if state is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{detail}")
         time.sleep(0.05)

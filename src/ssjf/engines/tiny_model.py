@@ -76,7 +76,7 @@ class TinyModelConfig:
     vocab_size: int = 4096
     #: Positions for --max-model-len up to 16k: tests use very long requests to
     #: hold a slot for seconds (a step of this model takes about a millisecond).
-    max_position_embeddings: int = 16384
+    max_position_embeddings: int = 65536
     #: Seed for the random weights (the tokenizer's training is deterministic).
     seed: int = 0
 
