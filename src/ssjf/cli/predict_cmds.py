@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from ssjf.predict.base import Predictor
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -211,15 +214,10 @@ def evaluate_cmd(
     save: bool = typer.Option(False, "--save", help="Store the metrics in the predictor's config."),
 ) -> None:
     """Evaluate a saved predictor on a dataset: tau per model, MAE, buckets, coverage, latency."""
-    from ssjf.predict import PredictorError, load_predictor
     from ssjf.predict.latency import measure_latency
     from ssjf.predict.metrics import length_metrics
 
-    try:
-        predictor = load_predictor(predictor_dir)
-    except PredictorError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    predictor = _load_predictor(predictor_dir)
     records = _load(data, strict)
     seen = set(predictor.training.get("models", []))
     unseen = sorted({m for m in records.models if m is not None} - seen)
@@ -253,6 +251,17 @@ def evaluate_cmd(
         json_out.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
 
 
+def _load_predictor(predictor_dir: Path) -> Predictor:
+    """Load a saved predictor, or exit with status 2 and the reason."""
+    from ssjf.predict import PredictorError, load_predictor
+
+    try:
+        return load_predictor(predictor_dir)
+    except PredictorError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @app.command("predict")
 def predict_cmd(
     predictor_dir: Path = typer.Argument(..., help="A directory written by `ssjf train`."),
@@ -263,14 +272,9 @@ def predict_cmd(
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad line."),
 ) -> None:
     """Predict output lengths for a JSONL file of prompts (chat 'messages' are flattened)."""
-    from ssjf.predict import PredictorError, load_predictor
     from ssjf.predict.truncate import flatten_chat
 
-    try:
-        predictor = load_predictor(predictor_dir)
-    except PredictorError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    predictor = _load_predictor(predictor_dir)
     if not input_path.is_file():
         console.print(f"[red]error:[/red] {input_path}: no such file")
         raise typer.Exit(2)

@@ -164,6 +164,12 @@ def _get(row: Mapping[str, Any], key: str, *, file: str, line: int) -> Any:
     return value
 
 
+def _get_int(row: Mapping[str, Any], key: str, *, file: str, line: int, minimum: int = 0) -> int:
+    """``row[key]`` as a checked integer token count (errors name file, line, field)."""
+    value = _get(row, key, file=file, line=line)
+    return _int_field(value, file=file, line=line, name=key, minimum=minimum)
+
+
 # ---------------------------------------------------------------- sources
 
 
@@ -181,23 +187,8 @@ def load_azure(kind: str = "conv", path: str | Path | None = None) -> Pool:
     for line, row in iter_csv(p, cols):
         stamps.append(_get(row, "TIMESTAMP", file=name, line=line))
         stamp_lines.append(line)
-        ctx.append(
-            _int_field(
-                _get(row, "ContextTokens", file=name, line=line),
-                file=name,
-                line=line,
-                name="ContextTokens",
-            )
-        )
-        gen.append(
-            _int_field(
-                _get(row, "GeneratedTokens", file=name, line=line),
-                file=name,
-                line=line,
-                name="GeneratedTokens",
-                minimum=0,
-            )
-        )
+        ctx.append(_get_int(row, "ContextTokens", file=name, line=line))
+        gen.append(_get_int(row, "GeneratedTokens", file=name, line=line, minimum=0))
     if not gen:
         raise DataError("no rows", file=p)
     times = parse_timestamps(stamps, file=name, lines=stamp_lines)
@@ -243,22 +234,8 @@ def load_prompts(
         pid = _get(rec, "prompt_id", file=name, line=line)
         prompts.append(text)
         pids.append(pid_index.setdefault(pid, len(pid_index)))
-        ptoks.append(
-            _int_field(
-                _get(rec, "prompt_tokens", file=name, line=line),
-                file=name,
-                line=line,
-                name="prompt_tokens",
-            )
-        )
-        otoks.append(
-            _int_field(
-                _get(rec, "output_tokens", file=name, line=line),
-                file=name,
-                line=line,
-                name="output_tokens",
-            )
-        )
+        ptoks.append(_get_int(rec, "prompt_tokens", file=name, line=line))
+        otoks.append(_get_int(rec, "output_tokens", file=name, line=line))
         models.append(None if gen is None else str(gen))
     if not otoks:
         if generator is not None:
@@ -299,20 +276,8 @@ def load_paper_predictions(num_classes: int = 5, path: str | Path | None = None)
     true: list[int] = []
     classes: list[int] = []
     for line, row in iter_csv(p, ("output_token_length", "predicted_length")):
-        true.append(
-            _int_field(
-                _get(row, "output_token_length", file=name, line=line),
-                file=name,
-                line=line,
-                name="output_token_length",
-            )
-        )
-        c = _int_field(
-            _get(row, "predicted_length", file=name, line=line),
-            file=name,
-            line=line,
-            name="predicted_length",
-        )
+        true.append(_get_int(row, "output_token_length", file=name, line=line))
+        c = _get_int(row, "predicted_length", file=name, line=line)
         if c >= num_classes:
             raise DataError(
                 f"class {c} out of range for {num_classes} classes",
