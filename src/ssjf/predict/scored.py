@@ -45,6 +45,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     # (expected length; Smith's rule: ordering by it minimises mean JCT on a serial
     # engine, and it compares requests of models with different spreads fairly).
     "point": "median",
+    # Exponent on the precision weight of each prompt's target: > 1 trusts prompts with
+    # many answers (AlpacaEval's 40) more than one-answer chat turns; with one answer
+    # per prompt all weights are equal and it changes nothing.
+    "weight_power": 1.0,
     # Attach residual quantiles to each estimate (schedulers may use the interval).
     "quantiles": True,
 }
@@ -120,8 +124,10 @@ class ScorePredictor(Predictor):
         distinct = [prompts[i] for i in tg.first]
         self._fit_features(self._prepare(distinct))
         x = self._features(distinct)
-        oof = self._out_of_fold(x, tg.target, tg.weight)
-        self.coef, self.intercept = self._ridge(x, tg.target, tg.weight)
+        weight = tg.weight ** float(self.params["weight_power"])
+        weight /= weight.mean()
+        oof = self._out_of_fold(x, tg.target, weight)
+        self.coef, self.intercept = self._ridge(x, tg.target, weight)
         self.calibration = ModelCalibration().fit(y, oof[tg.index], mods, use_models=use_models)
         self.training.update(
             records=n,
