@@ -69,16 +69,21 @@ def run(
     ds, y = source(data), np.asarray(data.lengths, dtype=float)
     mods = np.array(data.models, dtype=object)
     res: dict[str, list[float]] = {d: [] for d in HELD_OUT}
+    mae: dict[str, list[float]] = {d: [] for d in HELD_OUT}
     t0 = time.perf_counter()
     for val in inner_folds(data, k, seed):
         pred = _fit(family, params, data, np.flatnonzero(~val))
         for d in HELD_OUT:
             idx = np.flatnonzero(val & (ds == d))
-            res[d].append(tau_mean(pred.scores([data.prompts[i] for i in idx]), y[idx], mods[idx]))
+            prompts = [data.prompts[i] for i in idx]
+            res[d].append(tau_mean(pred.scores(prompts), y[idx], mods[idx]))
+            points = pred.predict_points(prompts, mods[idx].tolist())
+            mae[d].append(float(np.mean(np.abs(points - y[idx]))))
     return {
         "family": family,
         "params": params,
         **{d: float(np.mean(v)) for d, v in res.items()},
+        **{f"{d}_mae": float(np.mean(v)) for d, v in mae.items()},
         **{f"{d}_folds": v for d, v in res.items()},
         "wall_s": time.perf_counter() - t0,
     }
@@ -172,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(spec, {k: round(v, 4) for k, v in r.items() if "@" in k}, flush=True)
         else:
             r = run(family, params, train, a.folds, a.seed)
-            print(f"{spec}: alpaca {r['alpaca_eval']:.4f} flask {r['flask']:.4f}", flush=True)
+            print(
+                f"{spec}: tau alpaca {r['alpaca_eval']:.4f} flask {r['flask']:.4f}; "
+                f"MAE alpaca {r['alpaca_eval_mae']:.1f} flask {r['flask_mae']:.1f}",
+                flush=True,
+            )
         out.append(r)
     if a.json:
         with open(a.json, "w") as fh:
