@@ -18,7 +18,9 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
     if data_dir() is None:
         pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
     cfg = ServeBenchConfig(
-        requests=8,
+        requests=6,
+        seeds=2,
+        fcfs_gateway=True,
         load=0.5,
         max_tokens_cap=32,
         max_num_seqs=ENGINE_SLOTS,
@@ -41,9 +43,14 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
     ]
     for row in out["configs"]:
         assert row.keys() >= KEYS
-        assert row["ok"] == 8 and row["errors"] == 0
+        assert row["ok"] == 12 and row["errors"] == 0  # 6 requests x 2 seeds
         assert row["exact_tokens"] == 1.0  # max_tokens + ignore_eos: exact lengths
         assert row["jct_p99"] >= row["jct_mean"] * 0.5 > 0
+        assert [r["seed"] for r in row["runs"]] == [0, 1]
+        assert len(row["jct_mean_vs_fcfs_per_seed"]) == 2
+        # The test engine reports per-request timings: the engine-timed latency
+        # exists and never exceeds what the client measured (plus clock jitter).
+        assert 0 < row["engine_jct_mean"] <= row["jct_mean"] + 0.05
     assert out["configs"][0]["added_latency_p50_ms"] == 0.0
     assert set(out["meta"]["added_latency"]) == {
         "ssjf-vllm-priority",

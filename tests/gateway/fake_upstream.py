@@ -34,8 +34,12 @@ class Died(Exception):
 class FakeEngine:
     """State shared by the fake engine's routes: what it received, how it behaves."""
 
-    def __init__(self, token_delay: float = 0.0, keep: int = 10_000) -> None:
+    def __init__(
+        self, token_delay: float = 0.0, keep: int = 10_000, per_request_metrics: bool = False
+    ) -> None:
         self.token_delay = token_delay
+        #: Like vLLM's --enable-per-request-metrics: timings on the stream's usage chunk.
+        self.per_request_metrics = per_request_metrics
         self.received: deque[dict[str, Any]] = deque(maxlen=keep)
         self.headers: deque[dict[str, str]] = deque(maxlen=keep)
         self.order: deque[str] = deque(maxlen=keep)  # prompts in arrival order
@@ -134,6 +138,8 @@ class FakeEngine:
     ) -> Any:
         self._enter()
         done = False
+        started = time.perf_counter()
+        first: float | None = None
         try:
             for i in range(n):
                 if die_after is not None and i >= int(die_after):
@@ -145,9 +151,17 @@ class FakeEngine:
                 delta = {"content": "x"} if chat else None
                 choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": "x"}
                 yield f"data: {json.dumps({'id': 'c', 'choices': [choice]})}\n\n"
+                first = first if first is not None else time.perf_counter()
             if usage:
                 u = {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": n + 3}
-                yield f"data: {json.dumps({'id': 'c', 'choices': [], 'usage': u})}\n\n"
+                chunk: dict[str, Any] = {"id": "c", "choices": [], "usage": u}
+                if self.per_request_metrics and first is not None:
+                    chunk["metrics"] = {  # no queue here: every request runs at once
+                        "queue_time_ms": 0.0,
+                        "time_to_first_token_ms": (first - started) * 1e3,
+                        "generation_time_ms": (time.perf_counter() - first) * 1e3,
+                    }
+                yield f"data: {json.dumps(chunk)}\n\n"
             yield "data: [DONE]\n\n"
             done = True
         finally:

@@ -13,22 +13,30 @@ from ssjf.cli.app import bench_app
 
 @bench_app.command("serve")
 def bench_serve_cmd(
-    requests: int = typer.Option(200, "--requests", help="Requests replayed per config."),
+    requests: int = typer.Option(300, "--requests", help="Requests replayed per config and seed."),
     load: float = typer.Option(0.9, "--load", help="Arrival rate as a fraction of capacity."),
     generator: str = typer.Option(
         "gpt-3.5-turbo-1106", "--generator", help="AlpacaEval generator whose lengths to replay."
     ),
     max_tokens_cap: int = typer.Option(512, "--max-tokens-cap", help="Cap on output lengths."),
-    max_num_seqs: int = typer.Option(4, "--max-num-seqs", help="vLLM --max-num-seqs."),
+    max_num_seqs: int = typer.Option(2, "--max-num-seqs", help="vLLM --max-num-seqs."),
     predictor: str = typer.Option(
         "tfidf", "--predictor", help="ssjf.predict family trained on other prompts, or none."
     ),
+    queue_slack: int = typer.Option(
+        1,
+        "--queue-slack",
+        min=0,
+        help="Gateway-held queue: max in flight = max-num-seqs + this.",
+    ),
     oracle: bool = typer.Option(True, "--oracle/--no-oracle", help="Add the oracle SJF config."),
     fcfs_gateway: bool = typer.Option(
-        True, "--fcfs-gateway/--no-fcfs-gateway", help="Add FCFS through the gateway."
+        False, "--fcfs-gateway/--no-fcfs-gateway", help="Add FCFS through the gateway."
     ),
-    seed: int = typer.Option(0, "--seed"),
-    rounds: int = typer.Option(4, "--rounds", help="Slices replayed by every config in turn."),
+    seed: int = typer.Option(0, "--seed", help="First seed (prompt order and arrivals)."),
+    seeds: int = typer.Option(
+        2, "--seeds", min=1, help="Independent replays per config; figures pool them."
+    ),
     stream_interval: int = typer.Option(8, "--stream-interval", help="vLLM --stream-interval."),
     capacity_requests: int = typer.Option(64, "--capacity-requests"),
     latency_requests: int = typer.Option(100, "--latency-requests"),
@@ -40,7 +48,7 @@ def bench_serve_cmd(
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
-    """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through 3 configs."""
+    """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
     from rich.console import Console
     from rich.table import Table
 
@@ -54,11 +62,12 @@ def bench_serve_cmd(
         generator=generator,
         max_tokens_cap=max_tokens_cap,
         max_num_seqs=max_num_seqs,
+        queue_slack=queue_slack,
         predictor=predictor,
         oracle=oracle,
         fcfs_gateway=fcfs_gateway,
         seed=seed,
-        rounds=rounds,
+        seeds=seeds,
         stream_interval=stream_interval,
         capacity_requests=capacity_requests,
         latency_requests=latency_requests,
@@ -73,7 +82,7 @@ def bench_serve_cmd(
     meta = out["meta"]
     table = Table(
         title=(
-            f"bench serve: {requests} requests at {load:.2f} x capacity "
+            f"bench serve: {requests} requests x {seeds} seeds at {load:.2f} x capacity "
             f"({meta['capacity_rps']:.2f} req/s), vLLM CPU max-num-seqs {max_num_seqs}"
         )
     )
@@ -81,6 +90,9 @@ def bench_serve_cmd(
         "config",
         "JCT mean s",
         "vs FCFS",
+        "± seeds",
+        "engine-timed s",
+        "vs FCFS (engine)",
         "JCT p99 s",
         "TTFT mean s",
         "req/s",
@@ -93,6 +105,9 @@ def bench_serve_cmd(
             r["config"],
             f"{r['jct_mean']:.2f}",
             f"{100 * r['jct_mean_vs_fcfs']:+.1f}%",
+            f"{100 * r['jct_mean_vs_fcfs_std']:.1f}",
+            f"{r['engine_jct_mean']:.2f}",
+            f"{100 * r['engine_jct_mean_vs_fcfs']:+.1f}%",
             f"{r['jct_p99']:.2f}",
             f"{r['ttft_mean']:.2f}",
             f"{r['throughput_rps']:.2f}",

@@ -10,6 +10,7 @@ server does not slow the arrivals down, as with real users.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -132,6 +133,7 @@ async def _exchange(
     if not stream:
         resp = await client.post(url, json=body)
         res.status = resp.status_code
+        _gateway_wait(resp.headers, res)
         data = resp.json()
         if resp.status_code != 200 or "error" in data:
             res.error = json.dumps(data.get("error", data))[:500]
@@ -145,6 +147,7 @@ async def _exchange(
         return
     async with client.stream("POST", url, json=body) as resp:
         res.status = resp.status_code
+        _gateway_wait(resp.headers, res)
         if resp.status_code != 200:
             raw = await resp.aread()
             res.error = raw.decode("utf-8", "replace")[:500]
@@ -180,11 +183,23 @@ async def _exchange(
             usage = obj.get("usage")
             if usage:
                 res.completion_tokens = usage.get("completion_tokens")
+                # vLLM --enable-per-request-metrics: engine-side timings ride on it.
+                if isinstance(obj.get("metrics"), dict):
+                    res.extra["engine_metrics"] = obj["metrics"]
         res.text = "".join(text)
         if not done:
             res.error = "stream ended without [DONE]"
             return
         res.ok = True
+
+
+def _gateway_wait(headers: Mapping[str, str], res: RequestResult) -> None:
+    """Keep the ssjf gateway's queue wait (its ``x-ssjf-queue-wait-ms`` header), if any."""
+    wait = headers.get("x-ssjf-queue-wait-ms")
+    if wait is not None:
+        # A header that is not a number is not an ssjf gateway's: nothing to keep.
+        with contextlib.suppress(ValueError):
+            res.extra["gateway_wait_ms"] = float(wait)
 
 
 def make_client(max_connections: int = 4096, timeout_s: float = 900.0) -> httpx.AsyncClient:
@@ -222,21 +237,23 @@ async def replay(
         return list(await asyncio.gather(*tasks))
 
 
-async def saturate(
+async def closed_loop(
     base_url: str,
     items: Sequence[WorkItem],
     concurrency: int,
     model: str = "tiny",
     endpoint: str = "chat",
-) -> tuple[float, list[RequestResult]]:
-    """Closed-loop run with ``concurrency`` outstanding; return (completions/s, results).
+) -> tuple[list[RequestResult], float]:
+    """Keep ``concurrency`` requests outstanding until ``items`` run out.
 
-    The rate is measured between the first completion and the last completion
-    that happened while the client still kept ``concurrency`` requests
-    outstanding, so neither the ramp-up nor the drain at the end counts.
+    Returns every result and the time of the last dispatch: up to then the
+    client kept ``concurrency`` requests outstanding, so a server with fewer
+    slots than that was saturated (see :mod:`ssjf.loadgen.capacity`).
     """
-    if concurrency < 1 or len(items) <= concurrency + 1:
-        raise ValueError("saturate needs more items than concurrency + 1")
+    if concurrency < 1 or len(items) <= concurrency:
+        raise ValueError(
+            f"a closed loop needs more items ({len(items)}) than concurrency ({concurrency})"
+        )
     queue = list(items)
     results: list[RequestResult] = []
     last_dispatch = [0.0]
@@ -249,7 +266,4 @@ async def saturate(
                 results.append(await send_one(client, base_url, item, model, endpoint))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    ends = sorted(r.end for r in results if r.ok and r.end <= last_dispatch[0] + 1e-9)
-    if len(ends) < 2:
-        raise RuntimeError("saturation run completed too few requests to measure a rate")
-    return (len(ends) - 1) / (ends[-1] - ends[0]), results
+    return results, last_dispatch[0]

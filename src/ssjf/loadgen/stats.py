@@ -35,6 +35,33 @@ class LatencySummary:
     throughput_rps: float
     #: Fraction of completed requests whose completion_tokens equals what was asked.
     exact_tokens: float
+    #: Mean of :func:`engine_timed_jct` (NaN unless every completed request has it).
+    engine_jct_mean: float = math.nan
+
+
+#: vLLM's per-request metrics that add up to its time from queued to last token.
+_ENGINE_PHASES = ("queue_time_ms", "time_to_first_token_ms", "generation_time_ms")
+
+
+def engine_timed_jct(r: RequestResult) -> float | None:
+    """Latency from the engine's own clocks plus the gateway's queue wait, in seconds.
+
+    ``queue + time to first token + generation`` from vLLM's per-request metrics
+    (``--enable-per-request-metrics``), plus the ssjf gateway's queue wait when the
+    request went through a gateway that held it. What is left out is the HTTP path:
+    on a CPU-starved host the engine's API server delivers streams in bursts
+    (docs/bench_serve.md), which the client-side JCT includes and this does not.
+    None when the engine did not report its timings.
+    """
+    m = r.extra.get("engine_metrics")
+    if not r.ok or not isinstance(m, dict):
+        return None
+    queue, first, gen = (m.get(k) for k in _ENGINE_PHASES)
+    if not isinstance(queue, int | float) or not isinstance(first, int | float):
+        return None
+    # One-token answers have no generation phase: vLLM leaves it out.
+    total_ms = float(queue) + float(first) + (float(gen) if isinstance(gen, int | float) else 0.0)
+    return (total_ms + float(r.extra.get("gateway_wait_ms", 0.0))) / 1e3
 
 
 def summarize(results: Sequence[RequestResult]) -> LatencySummary:
@@ -46,6 +73,8 @@ def summarize(results: Sequence[RequestResult]) -> LatencySummary:
     if ok:
         span = max(r.end for r in ok) - min(r.sent for r in results)
     exact = [r for r in ok if r.completion_tokens == r.max_tokens]
+    engine = [engine_timed_jct(r) for r in ok]
+    engine_ok = [x for x in engine if x is not None]
     return LatencySummary(
         n=len(results),
         ok=len(ok),
@@ -56,4 +85,7 @@ def summarize(results: Sequence[RequestResult]) -> LatencySummary:
         ttft_mean=sum(ttft) / len(ttft) if ttft else math.nan,
         throughput_rps=len(ok) / span if span > 0 else math.nan,
         exact_tokens=len(exact) / len(ok) if ok else math.nan,
+        engine_jct_mean=(
+            sum(engine_ok) / len(engine_ok) if ok and len(engine_ok) == len(ok) else math.nan
+        ),
     )

@@ -1,0 +1,70 @@
+"""The load generator's engine-timed latency: the engine's own per-request timings
+(vLLM --enable-per-request-metrics) plus the gateway's queue wait."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+import pytest
+
+from ssjf.loadgen.client import RequestResult, make_client, send_one
+from ssjf.loadgen.stats import engine_timed_jct, summarize
+from ssjf.loadgen.workload import WorkItem
+
+from .conftest import RunningGateway
+from .fake_upstream import FakeEngine, ServerThread
+
+
+def _res(extra: dict[str, object], ok: bool = True) -> RequestResult:
+    r = RequestResult(id="r", max_tokens=4, sent=0.0, end=9.0, ok=ok, completion_tokens=4)
+    r.extra.update(extra)
+    return r
+
+
+def test_engine_timed_jct_adds_the_phases_and_the_gateway_wait() -> None:
+    m = {"queue_time_ms": 100.0, "time_to_first_token_ms": 20.0, "generation_time_ms": 380.0}
+    assert engine_timed_jct(_res({"engine_metrics": m})) == pytest.approx(0.5)
+    both = {"engine_metrics": m, "gateway_wait_ms": 250.0}
+    assert engine_timed_jct(_res(both)) == pytest.approx(0.75)
+    one_token = {"queue_time_ms": 5.0, "time_to_first_token_ms": 5.0}  # no generation phase
+    assert engine_timed_jct(_res({"engine_metrics": one_token})) == pytest.approx(0.01)
+    assert engine_timed_jct(_res({})) is None  # the engine did not report timings
+    assert engine_timed_jct(_res({"engine_metrics": {"queue_time_ms": 1.0}})) is None
+    assert engine_timed_jct(_res({"engine_metrics": m}, ok=False)) is None
+    # The mean is only given when every completed request has its timings.
+    assert math.isnan(summarize([_res({"engine_metrics": m}), _res({})]).engine_jct_mean)
+    assert summarize([_res({"engine_metrics": m})]).engine_jct_mean == pytest.approx(0.5)
+
+
+def test_client_reads_engine_timings_and_the_gateway_queue_wait(
+    start_gateway: Callable[..., RunningGateway],
+) -> None:
+    fake = FakeEngine(token_delay=0.01, per_request_metrics=True)
+    server = ServerThread(fake.app()).start()
+    try:
+        # One request in flight at a time: the second waits in the gateway's queue.
+        gw = start_gateway(upstreams=[server.url], backend="fifo", max_in_flight=1)
+        items = [WorkItem(id=str(i), prompt=f"p{i}", max_tokens=20) for i in range(2)]
+
+        async def go() -> list[RequestResult]:
+            async with make_client() as client:
+                return list(
+                    await asyncio.gather(
+                        *(send_one(client, gw.url, it, "fake", "completions") for it in items)
+                    )
+                )
+
+        results = asyncio.run(go())
+        assert all(r.ok for r in results)
+        for r in results:
+            assert set(r.extra["engine_metrics"]) >= {"queue_time_ms", "generation_time_ms"}
+            assert "gateway_wait_ms" in r.extra
+        waits = sorted(float(r.extra["gateway_wait_ms"]) for r in results)
+        assert waits[0] < 50.0 < waits[1]  # the second waited for the first (~200 ms)
+        for r in results:
+            t = engine_timed_jct(r)
+            assert t is not None and 0.15 < t <= r.jct + 1e-3
+    finally:
+        server.stop(force=True)
