@@ -9,7 +9,7 @@
    favour the same config):
    ``fcfs-direct`` (engine directly, no priorities: equal priorities are FCFS),
    ``ssjf-vllm-priority`` (gateway, vllm backend, priority from the predictor),
-   ``ssjf-gateway-queue`` (gateway holds requests; max in flight = engine slots),
+   ``ssjf-gateway-queue`` (gateway holds requests; max in flight = slots + slack),
    optionally ``fcfs-gateway`` (the gateway with FCFS and no predictor: its cost
    alone) and ``sjf-oracle-direct`` (true lengths as priorities; an upper bound).
 4. Measure the gateway's added latency at low load (tiny requests, no predictor).
@@ -55,7 +55,7 @@ ORACLE = "sjf-oracle-direct"
 
 @dataclass(frozen=True, slots=True)
 class ServeBenchConfig:
-    """Settings of one ``ssjf bench serve`` run; defaults keep it within ~15 minutes."""
+    """Settings of one ``ssjf bench serve`` run; the defaults take ~20 minutes on 2 cores."""
 
     #: Requests replayed per config and seed (distinct AlpacaEval prompts). Queues
     #: build up over hundreds of requests at load 0.9: a short replay that starts
