@@ -58,4 +58,10 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
         "fcfs-gateway",
     }
     assert out["meta"]["capacity_rps"] > 0
+    # Capacity is measured again before each seed (this host's speed drifts).
+    assert [c["seed"] for c in out["meta"]["capacity"]] == [0, 1]
+    assert all(c["tokens_per_s"] > 0 for c in out["meta"]["capacity"])
+    for row in out["configs"]:
+        # At load 0.5 a replay can at most run at capacity: twice what is offered.
+        assert all(0 < r["kept_up"] < 3 for r in row["runs"])
     assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0

@@ -96,6 +96,7 @@ def bench_serve_cmd(
         "JCT p99 s",
         "TTFT mean s",
         "req/s",
+        "kept up",
         "errors",
         "added p50 ms",
     ):
@@ -111,6 +112,7 @@ def bench_serve_cmd(
             f"{r['jct_p99']:.2f}",
             f"{r['ttft_mean']:.2f}",
             f"{r['throughput_rps']:.2f}",
+            f"{r['kept_up_min']:.2f}",
             str(r["errors"]),
             f"{r['added_latency_p50_ms']:.2f}",
         )

@@ -159,7 +159,9 @@ async def added_latency(
     return {"direct_p50_ms": d50, "gateway_p50_ms": g50, "added_p50_ms": g50 - d50}
 
 
-def _run_figures(seed: int, results: Sequence[RequestResult]) -> dict[str, Any]:
+def _run_figures(
+    seed: int, results: Sequence[RequestResult], offered_tokens_per_s: float
+) -> dict[str, Any]:
     """One config's replay for one seed: its summary and the engine's token rate."""
     sm = summarize(results)
     ok = [r for r in results if r.ok]
@@ -175,6 +177,10 @@ def _run_figures(seed: int, results: Sequence[RequestResult]) -> dict[str, Any]:
         # Tokens over the whole replay (idle gaps included): shows a drift in the
         # machine's speed from one replay to the next, at the same offered load.
         "tokens_per_s": tokens / span if span > 0 else math.nan,
+        # Generated / offered tokens per second. A replay that kept up ends just
+        # below 1 (its drain counts); well below 1 it ran past capacity, and its
+        # latencies measure how far, more than the policy.
+        "kept_up": tokens / span / offered_tokens_per_s if span > 0 else math.nan,
         "ok": sm.ok,
         "errors": sm.errors,
     }
@@ -196,6 +202,8 @@ def _row(
         # (see ssjf.loadgen.stats.engine_timed_jct); NaN without per-request metrics.
         "engine_jct_mean": s.engine_jct_mean,
         "throughput_rps": sum(tput) / len(tput) if tput else math.nan,
+        # The worst replay's generated / offered tokens (see _run_figures).
+        "kept_up_min": min((r["kept_up"] for r in runs), default=math.nan),
         "added_latency_p50_ms": added_ms,
         "ok": s.ok,
         "errors": s.errors,
@@ -286,18 +294,32 @@ async def _run(
     async with make_client() as client:
         for it in cap_items[:4]:
             await send_one(client, engine_url, it, model, ep)
-    conc = 2 * cfg.max_num_seqs  # twice the slots: the engine's queue never runs dry
-    cap = await measure_token_throughput(engine_url, cap_items, conc, model, ep)
     mean_tokens = sum(it.max_tokens for it in bench_items) / len(bench_items)
-    rate = cap.requests_per_s(mean_tokens)
-    meta["capacity_tokens_per_s"] = cap.tokens_per_s
-    meta["capacity_window_s"] = cap.window_s
-    meta["capacity_rps"] = rate
-    meta["arrival_rate_rps"] = cfg.load * rate
-    log(
-        f"capacity {cap.tokens_per_s:.0f} tokens/s = {rate:.2f} req/s of {mean_tokens:.0f} "
-        f"tokens -> arrivals at {cfg.load * rate:.2f} req/s"
-    )
+
+    async def capacity(seed: int) -> float:
+        """Measure the engine's capacity now; record it; return the arrival rate (req/s)."""
+        conc = 2 * cfg.max_num_seqs  # twice the slots: the engine's queue never runs dry
+        cap = await measure_token_throughput(engine_url, cap_items, conc, model, ep)
+        rate = cap.requests_per_s(mean_tokens)
+        meta.setdefault("capacity", []).append(
+            {
+                "seed": seed,
+                "tokens_per_s": cap.tokens_per_s,
+                "window_s": cap.window_s,
+                "capacity_rps": rate,
+                "arrival_rate_rps": cfg.load * rate,
+            }
+        )
+        log(
+            f"capacity {cap.tokens_per_s:.0f} tokens/s = {rate:.2f} req/s of {mean_tokens:.0f} "
+            f"tokens -> seed {seed} arrivals at {cfg.load * rate:.2f} req/s"
+        )
+        return cfg.load * rate
+
+    first_rate = await capacity(cfg.seed)
+    meta["capacity_tokens_per_s"] = meta["capacity"][0]["tokens_per_s"]
+    meta["capacity_rps"] = meta["capacity"][0]["capacity_rps"]
+    meta["arrival_rate_rps"] = first_rate
 
     base: dict[str, Any] = {
         "upstreams": [engine_url],
@@ -341,7 +363,11 @@ async def _run(
             # Each seed: its own prompt order and arrival draw, the same for every config.
             items = list(bench_items)
             random.Random(seed).shuffle(items)
-            arrivals = poisson_arrivals(len(items), cfg.load * rate, seed)
+            # This host's speed drifts by 10-20% over minutes: measure capacity again
+            # before each seed, so that its arrivals are at ``load`` of the engine now.
+            rate = first_rate if k == 0 else await capacity(seed)
+            arrivals = poisson_arrivals(len(items), rate, seed)
+            offered = rate * sum(it.max_tokens for it in items) / len(items)
             # Rotate the config order so none always runs first (or last) on a
             # machine whose speed drifts.
             order = names[k % len(names) :] + names[: k % len(names)]
@@ -355,12 +381,13 @@ async def _run(
                 else:
                     res = await replay(engine_url, items, arrivals, model, ep)
                 results[name].extend(res)
-                fig = _run_figures(seed, res)
+                fig = _run_figures(seed, res, offered)
                 runs[name].append(fig)
                 log(
                     f"seed {seed} {name}: mean {fig['jct_mean']:.2f} s "
                     f"(engine-timed {fig['engine_jct_mean']:.2f} s), "
-                    f"{fig['tokens_per_s']:.0f} tokens/s, {fig['errors']} errors"
+                    f"{fig['tokens_per_s']:.0f} tokens/s ({fig['kept_up']:.2f} of offered), "
+                    f"{fig['errors']} errors"
                 )
     finally:
         for proc in procs.values():
