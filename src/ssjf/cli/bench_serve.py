@@ -46,6 +46,9 @@ def bench_serve_cmd(
         "--engine-url",
         help="Use this running vLLM (priority policy) instead of starting one.",
     ),
+    model: str = typer.Option(
+        "tiny", "--model", help="Model name in requests (what --engine-url serves)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
@@ -73,6 +76,7 @@ def bench_serve_cmd(
         latency_requests=latency_requests,
         endpoint=endpoint,
         engine_url=engine_url,
+        model=model,
     )
     try:
         out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))

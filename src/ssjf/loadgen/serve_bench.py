@@ -102,6 +102,9 @@ class ServeBenchConfig:
     endpoint: str = "chat"
     #: Use an engine already running (same flags) instead of starting one.
     engine_url: str | None = None
+    #: The model name requests carry: the tiny model's served name, or the one an
+    #: engine given by ``engine_url`` serves.
+    model: str = "tiny"
     #: Gateway settings shared by the gateway configs (GatewayConfig fields).
     gateway: dict[str, Any] = field(default_factory=dict)
 
@@ -253,6 +256,7 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
             server = VllmCpuServer(
                 VllmCpuConfig(
                     model=model,
+                    served_model_name=cfg.model,
                     max_num_seqs=cfg.max_num_seqs,
                     extra_args=(
                         "--stream-interval",
@@ -289,7 +293,7 @@ async def _run(
     log: Callable[[str], None],
     started: float,
 ) -> dict[str, Any]:
-    model, ep = "tiny", cfg.endpoint
+    model, ep = cfg.model, cfg.endpoint
     # Warm-up: the first requests after start pay one-off costs.
     async with make_client() as client:
         for it in cap_items[:4]:
