@@ -10,22 +10,29 @@ import httpx
 from .helpers import FakePredictor, completion, post_json, raw_request
 
 
-def test_fifo_backend_releases_shortest_predicted_first(engine, start_gateway):
-    fake, up = engine
-    gw = start_gateway(FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1)
+def _release_order(gw, fake, tags):
+    """Hold the single slot with a gated request, queue ``len=N`` requests in ``tags``
+    order (each seen queued before the next, so arrival order is the list order),
+    open the gate; return the order in which the engine received them."""
     url = gw.url + "/v1/completions"
     with ThreadPoolExecutor(8) as pool:
         first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
         gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
         futs = []
-        for n in (50, 10, 40, 20, 30):
+        for n in tags:
             futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
-            # Arrival order is the submission order (so FCFS would keep it).
             gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
         fake.gate.set()
         assert first.result().status_code == 200
         assert all(f.result().status_code == 200 for f in futs)
-    assert list(fake.order) == ["len=1 first", "len=10", "len=20", "len=30", "len=40", "len=50"]
+    return list(fake.order)
+
+
+def test_fifo_backend_releases_shortest_predicted_first(engine, start_gateway):
+    fake, up = engine
+    gw = start_gateway(FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1)
+    order = _release_order(gw, fake, (50, 10, 40, 20, 30))
+    assert order == ["len=1 first", "len=10", "len=20", "len=30", "len=40", "len=50"]
     assert fake.max_active == 1
     gw.wait_for(lambda g: g.dispatcher.in_flight == 0 and g.dispatcher.queue_len == 0)
 
@@ -35,19 +42,8 @@ def test_fcfs_policy_keeps_arrival_order(engine, start_gateway):
     gw = start_gateway(
         FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1, policy="fcfs"
     )
-    url = gw.url + "/v1/completions"
-    with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
-        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
-        futs = []
-        for n in (50, 10, 40):
-            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
-            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
-        fake.gate.set()
-        assert first.result().status_code == 200 and all(
-            f.result().status_code == 200 for f in futs
-        )
-    assert list(fake.order) == ["len=1 first", "len=50", "len=10", "len=40"]
+    order = _release_order(gw, fake, (50, 10, 40))
+    assert order == ["len=1 first", "len=50", "len=10", "len=40"]
 
 
 def test_queue_full_gives_429_with_retry_after(engine, start_gateway):
@@ -197,17 +193,6 @@ def test_time_dependent_policy_and_guard_work_behind_the_queue(engine, start_gat
         policy="hrrn",
         max_wait_s=0.0,  # everyone is overdue at once: the guard serves by deadline (FCFS)
     )
-    url = gw.url + "/v1/completions"
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(post_json, url, completion("len=1 first", 10, fake_gate=True))
-        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
-        futs = []
-        for n in (50, 10, 40):
-            futs.append(pool.submit(post_json, url, completion(f"len={n}", 100)))
-            gw.wait_for(lambda g, k=len(futs): g.dispatcher.queue_len == k)
-        fake.gate.set()
-        assert first.result().status_code == 200 and all(
-            f.result().status_code == 200 for f in futs
-        )
-    assert list(fake.order) == ["len=1 first", "len=50", "len=10", "len=40"]
+    order = _release_order(gw, fake, (50, 10, 40))
+    assert order == ["len=1 first", "len=50", "len=10", "len=40"]
     assert gw.gw.dispatcher.queue.promotions >= 1

@@ -168,8 +168,7 @@ class EmbedQuantilePredictor(EmbedRidgePredictor):
     def _after_fit(
         self, prompts: Sequence[str], y: np.ndarray, oof: np.ndarray, models: list[str | None]
     ) -> None:
-        if self.params["conditioning"] == "none":
-            models = [None] * len(models)
+        models = self._conditioned_models(len(models), models)
         logp, _ = self.calibration.apply(oof, models)
         x = self._qfeatures(logp, prompts, models)
         self.qcoef = np.stack([linear_quantile(x, y, q) for q in self.calibration.levels])
@@ -177,9 +176,7 @@ class EmbedQuantilePredictor(EmbedRidgePredictor):
     def _log_predict(
         self, prompts: Sequence[str], models: Sequence[str | None] | None
     ) -> tuple[np.ndarray, list[tuple[float, ...]]]:
-        mods = self._models_for(len(prompts), models)
-        if self.params["conditioning"] == "none":
-            mods = [None] * len(prompts)
+        mods = self._conditioned_models(len(prompts), models)
         logp, _ = self.calibration.apply(self.scores(prompts), mods)
         qs = np.sort(self._qfeatures(logp, prompts, mods) @ self.qcoef.T, axis=1)
         levels = self.calibration.levels

@@ -179,12 +179,16 @@ class ScorePredictor(Predictor):
             return np.full(len(prompts), self.intercept)
         return np.asarray(x @ self.coef).ravel() + self.intercept
 
+    def _conditioned_models(self, n: int, models: Sequence[str | None] | None) -> list[str | None]:
+        """The model names the per-model maps see: none at all with ``conditioning=none``."""
+        if self.params["conditioning"] == "none":
+            return [None] * n
+        return self._models_for(n, models)
+
     def _log_predict(
         self, prompts: Sequence[str], models: Sequence[str | None] | None
     ) -> tuple[np.ndarray, list[tuple[float, ...]]]:
-        mods = self._models_for(len(prompts), models)
-        if self.params["conditioning"] == "none":
-            mods = [None] * len(prompts)
+        mods = self._conditioned_models(len(prompts), models)
         logp, quants = self.calibration.apply(self.scores(prompts), mods)
         levels = self.calibration.levels
         if self.params["point"] == "mean":
