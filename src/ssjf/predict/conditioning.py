@@ -50,6 +50,7 @@ class PromptTargets:
     first: np.ndarray  # for each distinct prompt, one record that holds it
     target: np.ndarray  # per distinct prompt: mean residual log length
     weight: np.ndarray  # per distinct prompt: precision of that mean (mean 1)
+    record: np.ndarray  # per record: its own centred target (what the mean averages)
 
 
 def normal_scores(y: np.ndarray, models: Sequence[str | None]) -> np.ndarray:
@@ -80,15 +81,14 @@ def normal_scores(y: np.ndarray, models: Sequence[str | None]) -> np.ndarray:
 TARGETS = ("log", "rank", "mix")
 
 
-def prompt_targets(
+def record_targets(
     y: np.ndarray,
-    prompts: Sequence[str],
     models: Sequence[str | None],
     *,
     use_models: bool = True,
     target: str = "log",
-) -> PromptTargets:
-    """Group records by prompt text and compute the per-prompt score target.
+) -> np.ndarray:
+    """Each record's target in the score's space, centred on its model's mean.
 
     ``target``: ``log`` (model-centred log length), ``rank`` (per-model normal
     scores), or ``mix`` (the mean of the two, each standardised).
@@ -101,6 +101,22 @@ def prompt_targets(
             centred = y - model_means(y, models)[0] if use_models else y - y.mean()
             z = 0.5 * (z + centred / max(float(centred.std()), 1e-9))
         y = z
+    return y - model_means(y, models)[0] if use_models else y - y.mean()
+
+
+def prompt_targets(
+    y: np.ndarray,
+    prompts: Sequence[str],
+    models: Sequence[str | None],
+    *,
+    use_models: bool = True,
+    target: str = "log",
+) -> PromptTargets:
+    """Group records by prompt text and compute the per-prompt score target.
+
+    The target of a prompt is the mean of its records' :func:`record_targets`.
+    """
+    resid = record_targets(y, models, use_models=use_models, target=target)
     keys: dict[str, int] = {}
     index = np.empty(len(prompts), dtype=np.int64)
     first: list[int] = []
@@ -109,7 +125,6 @@ def prompt_targets(
         if j == len(first):
             first.append(i)
         index[i] = j
-    resid = y - model_means(y, models)[0] if use_models else y - y.mean()
     n_prompts = len(keys)
     counts = np.bincount(index, minlength=n_prompts).astype(float)
     mean_resid = np.bincount(index, weights=resid, minlength=n_prompts) / counts
@@ -124,7 +139,9 @@ def prompt_targets(
         weight /= weight.mean()
     else:
         weight = np.ones(n_prompts)
-    return PromptTargets(index=index, first=np.asarray(first), target=mean_resid, weight=weight)
+    return PromptTargets(
+        index=index, first=np.asarray(first), target=mean_resid, weight=weight, record=resid
+    )
 
 
 def model_means(y: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, dict[str, float]]:

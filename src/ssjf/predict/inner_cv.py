@@ -4,11 +4,13 @@
 choosing features or parameters by that held-out score would overfit it. This
 module splits the *training* alpaca_eval/flask prompts into k folds grouped by
 prompt id (the held-out records are never loaded), trains on k-1 folds plus all of
-sharegpt, and scores the prompt score on the held fold: the mean over generators
-of Kendall tau-b per source, averaged over folds. Within one generator the order
-of the points is the order of the score, so this is the bench's headline metric.
+sharegpt, and scores each record's model score (the shared prompt score plus the
+model's residual head, if any) on the held fold: the mean over generators of
+Kendall tau-b per source, averaged over folds. Within one generator the order of
+the points is the order of that score, so this is the bench's headline metric.
 
     python -m ssjf.predict.inner_cv --config tfidf-embed --config tfidf-embed:weight_power=6
+    python -m ssjf.predict.inner_cv --config tfidf-embed:residual_alpha=2
     python -m ssjf.predict.inner_cv --config tfidf-embed+hgb   # + a boosted head, blends
 """
 
@@ -76,7 +78,9 @@ def run(
         for d in HELD_OUT:
             idx = np.flatnonzero(val & (ds == d))
             prompts = [data.prompts[i] for i in idx]
-            res[d].append(tau_mean(pred.scores(prompts), y[idx], mods[idx]))
+            res[d].append(
+                tau_mean(pred.model_scores(prompts, mods[idx].tolist()), y[idx], mods[idx])
+            )
             points = pred.predict_points(prompts, mods[idx].tolist())
             mae[d].append(float(np.mean(np.abs(points - y[idx]))))
     return {
@@ -148,12 +152,12 @@ def run_head(
 
 
 def parse_config(spec: str) -> tuple[str, dict[str, Any]]:
-    """``family[:key=value,...]`` (values parsed as JSON when they look like numbers/lists)."""
+    """``family[:key=value,...]`` (values parsed as JSON when they look like numbers, lists or null)."""
     family, _, rest = spec.partition(":")
     params: dict[str, Any] = {}
     for kv in filter(None, rest.split(",")):
         key, _, val = kv.partition("=")
-        params[key] = json.loads(val) if val[:1] in "-0123456789[{" else val
+        params[key] = json.loads(val) if val[:1] in "-0123456789[{" or val == "null" else val
     return family, params
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ssjf.estimate import LengthEstimate
 from ssjf.predict.base import Predictor, PredictorError
 from ssjf.predict.conditioning import ModelCalibration, log_lengths, prompt_targets
+from ssjf.predict.residual import ResidualHeads
 from ssjf.predict.truncate import STRATEGIES, truncate_text
 
 CONDITIONING = ("affine", "none")
@@ -51,6 +52,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "weight_power": 1.0,
     # Attach residual quantiles to each estimate (schedulers may use the interval).
     "quantiles": True,
+    # Ridge strength of the per-model residual heads (ssjf.predict.residual); None = no
+    # heads, every model keeps the shared order. Needs conditioning="affine".
+    "residual_alpha": None,
+    # Models with fewer training records than this get no residual head.
+    "residual_min_records": 50,
 }
 
 
@@ -79,6 +85,7 @@ class ScorePredictor(Predictor):
         self.coef = np.zeros(0)
         self.intercept = 0.0
         self.calibration = ModelCalibration()
+        self.residual = ResidualHeads()
 
     # ------------------------------------------------------------ features
     def _fit_features(self, prompts: Sequence[str]) -> None:
@@ -128,14 +135,26 @@ class ScorePredictor(Predictor):
         weight /= weight.mean()
         oof = self._out_of_fold(x, tg.target, weight)
         self.coef, self.intercept = self._ridge(x, tg.target, weight)
-        self.calibration = ModelCalibration().fit(y, oof[tg.index], mods, use_models=use_models)
+        record_score = oof[tg.index]
+        alpha = self.params["residual_alpha"]
+        self.residual = ResidualHeads(
+            alpha=float(alpha or 0.0),
+            min_records=int(self.params["residual_min_records"]),
+            folds=max(int(self.params["folds"]), 2),
+            seed=int(self.params["seed"]),
+        )
+        if alpha is not None and use_models:
+            record_score = record_score + self.residual.fit(
+                x, tg.index, tg.record - record_score, mods
+            )
+        self.calibration = ModelCalibration().fit(y, record_score, mods, use_models=use_models)
         self.training.update(
             records=n,
             distinct_prompts=len(distinct),
             models=sorted({m for m in mods if m is not None}),
         )
         self.fitted = True
-        self._after_fit(prompts, y, oof[tg.index], mods)
+        self._after_fit(prompts, y, record_score, mods)
         return self
 
     def _after_fit(
@@ -179,6 +198,18 @@ class ScorePredictor(Predictor):
             return np.full(len(prompts), self.intercept)
         return np.asarray(x @ self.coef).ravel() + self.intercept
 
+    def model_scores(
+        self, prompts: Sequence[str], models: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """Each prompt's score for its model: the shared score plus the model's residual head."""
+        self._check_fitted()
+        mods = self._conditioned_models(len(prompts), models)
+        x = self._features(prompts)
+        if x.shape[1] == 0:
+            return np.full(len(prompts), self.intercept)
+        shared = np.asarray(x @ self.coef).ravel() + self.intercept
+        return shared + self.residual.apply(x, mods)
+
     def _conditioned_models(self, n: int, models: Sequence[str | None] | None) -> list[str | None]:
         """The model names the per-model maps see: none at all with ``conditioning=none``."""
         if self.params["conditioning"] == "none":
@@ -189,7 +220,7 @@ class ScorePredictor(Predictor):
         self, prompts: Sequence[str], models: Sequence[str | None] | None
     ) -> tuple[np.ndarray, list[tuple[float, ...]]]:
         mods = self._conditioned_models(len(prompts), models)
-        logp, quants = self.calibration.apply(self.scores(prompts), mods)
+        logp, quants = self.calibration.apply(self.model_scores(prompts, mods), mods)
         levels = self.calibration.levels
         if self.params["point"] == "mean":
             shift = self.calibration.mean_shift(mods)
@@ -230,6 +261,7 @@ class ScorePredictor(Predictor):
     def _save_weights(self, path: Path) -> None:
         arrays = {"coef": self.coef, "intercept": np.array([self.intercept])}
         arrays.update({f"feat_{k}": v for k, v in self._feature_state().items()})
+        arrays.update(self.residual.state())
         np.savez_compressed(path / "weights.npz", **arrays)  # type: ignore[arg-type]
         (path / "calibration.json").write_text(json.dumps(self.calibration.to_json()) + "\n")
 
@@ -239,6 +271,9 @@ class ScorePredictor(Predictor):
                 self.coef = np.asarray(data["coef"], dtype=float)
                 self.intercept = float(data["intercept"][0])
                 state = {k[5:]: np.asarray(data[k]) for k in data.files if k.startswith("feat_")}
+                self.residual.set_state(
+                    {k: np.asarray(data[k]) for k in data.files if k.startswith("res_")}
+                )
             self.calibration = ModelCalibration.from_json(
                 json.loads((path / "calibration.json").read_text())
             )
