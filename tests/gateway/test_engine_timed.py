@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from ssjf.loadgen.client import RequestResult, make_client, send_one
-from ssjf.loadgen.stats import engine_timed_jct, summarize
+from ssjf.loadgen.stats import engine_busy_tokens_per_s, engine_timed_jct, summarize
 from ssjf.loadgen.workload import WorkItem
 
 from .conftest import RunningGateway
@@ -36,6 +36,26 @@ def test_engine_timed_jct_adds_the_phases_and_the_gateway_wait() -> None:
     # The mean is only given when every completed request has its timings.
     assert math.isnan(summarize([_res({"engine_metrics": m}), _res({})]).engine_jct_mean)
     assert summarize([_res({"engine_metrics": m})]).engine_jct_mean == pytest.approx(0.5)
+
+
+def test_engine_busy_rate_is_tokens_over_the_union_of_service_intervals() -> None:
+    def req(end: float, service_ms: float, tokens: int, ok: bool = True) -> RequestResult:
+        r = RequestResult(id="r", max_tokens=tokens, sent=0.0, end=end, ok=ok)
+        r.completion_tokens = tokens
+        m = {"queue_time_ms": 1.0, "time_to_first_token_ms": 10.0}
+        m["generation_time_ms"] = service_ms - 10.0
+        r.extra["engine_metrics"] = m
+        return r
+
+    # Services [1, 3] and [2, 4] overlap (busy 3 s), [10, 11] is apart (1 s): 4 s busy.
+    results = [req(3.0, 2000.0, 100), req(4.0, 2000.0, 100), req(11.0, 1000.0, 200)]
+    assert engine_busy_tokens_per_s(results) == pytest.approx(400 / 4.0)
+    # An interval inside another adds no busy time; failed or untimed requests are left out.
+    inner = req(3.5, 500.0, 40)
+    untimed = RequestResult(id="u", max_tokens=9, sent=0.0, end=20.0, ok=True, completion_tokens=9)
+    failed = req(30.0, 1000.0, 50, ok=False)
+    assert engine_busy_tokens_per_s([*results, inner, untimed, failed]) == pytest.approx(440 / 4.0)
+    assert math.isnan(engine_busy_tokens_per_s([untimed]))
 
 
 def test_client_reads_engine_timings_and_the_gateway_queue_wait(

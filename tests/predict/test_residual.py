@@ -80,6 +80,11 @@ def test_small_models_and_unconditioned_fits_get_no_heads() -> None:
     assert pred.residual.names == ["terse-coder"]
     none = make_predictor("tfidf", residual_alpha=1.0, conditioning="none").fit(*sub)
     assert none.residual.names == []
+    # One model: nothing to deviate from, no head.
+    only = [i for i, m in enumerate(models) if m == "terse-coder"]
+    single = make_predictor("tfidf", residual_alpha=1.0, residual_min_records=10)
+    single.fit([prompts[i] for i in only], [lengths[i] for i in only], [models[i] for i in only])
+    assert single.residual.names == []
 
 
 def test_heads_apply_and_state() -> None:

@@ -38,7 +38,7 @@ from ssjf.engines.vllm_cpu import VllmCpuConfig, VllmCpuServer, build_model_with
 from ssjf.loadgen.capacity import measure_token_throughput
 from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
-from ssjf.loadgen.stats import percentile, summarize
+from ssjf.loadgen.stats import engine_busy_tokens_per_s, percentile, summarize
 from ssjf.loadgen.workload import (
     WorkItem,
     load_alpaca_workload,
@@ -184,6 +184,9 @@ def _run_figures(
         # below 1 (its drain counts); well below 1 it ran past capacity, and its
         # latencies measure how far, more than the policy.
         "kept_up": tokens / span / offered_tokens_per_s if span > 0 else math.nan,
+        # The engine's own speed while busy in this replay (engine metrics): compare it
+        # across the configs of one seed before reading their latencies.
+        "engine_busy_tokens_per_s": engine_busy_tokens_per_s(results),
         "ok": sm.ok,
         "errors": sm.errors,
     }
@@ -390,7 +393,8 @@ async def _run(
                 log(
                     f"seed {seed} {name}: mean {fig['jct_mean']:.2f} s "
                     f"(engine-timed {fig['engine_jct_mean']:.2f} s), "
-                    f"{fig['tokens_per_s']:.0f} tokens/s ({fig['kept_up']:.2f} of offered), "
+                    f"{fig['tokens_per_s']:.0f} tokens/s ({fig['kept_up']:.2f} of offered; "
+                    f"engine busy at {fig['engine_busy_tokens_per_s']:.0f} tokens/s), "
                     f"{fig['errors']} errors"
                 )
     finally:

@@ -64,6 +64,36 @@ def engine_timed_jct(r: RequestResult) -> float | None:
     return (total_ms + float(r.extra.get("gateway_wait_ms", 0.0))) / 1e3
 
 
+def engine_busy_tokens_per_s(results: Sequence[RequestResult]) -> float:
+    """Tokens generated per second of engine busy time: the engine's speed in a replay.
+
+    Each request's service (prefill + decode, from vLLM's per-request metrics) is
+    placed on the client's clock ending when its answer ended; busy time is the
+    union of those intervals. At the same offered load every config keeps up and
+    so shows the same overall tokens/s; this shows whether the machine itself ran
+    faster or slower during one replay (a 2-vCPU VM drifts by 10-20% in minutes,
+    and at 0.9 load that moves the queueing delay more than a policy does). NaN
+    when the engine did not report its timings.
+    """
+    spans: list[tuple[float, float]] = []
+    tokens = 0
+    for r in results:
+        m = r.extra.get("engine_metrics")
+        if not r.ok or not isinstance(m, dict):
+            continue
+        first, gen = m.get("time_to_first_token_ms"), m.get("generation_time_ms", 0.0)
+        if not isinstance(first, int | float) or not isinstance(gen, int | float):
+            continue
+        spans.append((r.end - (float(first) + float(gen)) / 1e3, r.end))
+        tokens += r.completion_tokens or 0
+    busy, reach = 0.0, -math.inf
+    for start, end in sorted(spans):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return tokens / busy if busy > 0 else math.nan
+
+
 def summarize(results: Sequence[RequestResult]) -> LatencySummary:
     """Summarize a replay's results (latencies over successful requests only)."""
     ok = [r for r in results if r.ok]

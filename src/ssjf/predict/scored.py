@@ -143,7 +143,9 @@ class ScorePredictor(Predictor):
             folds=max(int(self.params["folds"]), 2),
             seed=int(self.params["seed"]),
         )
-        if alpha is not None and use_models:
+        # With one model there is no shared order to deviate from: a head would only
+        # refit the score's own residuals.
+        if alpha is not None and use_models and len({m for m in mods if m is not None}) >= 2:
             record_score = record_score + self.residual.fit(
                 x, tg.index, tg.record - record_score, mods
             )
