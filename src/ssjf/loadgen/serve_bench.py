@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import platform
 import random
 import statistics
@@ -34,7 +35,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ssjf.engines.vllm_cpu import VllmCpuConfig, VllmCpuServer, build_model_with_engine
+from ssjf.engines.vllm_cpu import (
+    VllmCpuConfig,
+    VllmCpuServer,
+    build_model_with_engine,
+    set_affinity_all_threads,
+)
 from ssjf.loadgen.capacity import measure_token_throughput
 from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
@@ -100,6 +106,13 @@ class ServeBenchConfig:
     #: Tiny sequential requests per path for the added-latency measurement.
     latency_requests: int = 100
     endpoint: str = "chat"
+    #: Pin the started engine's core process to the last CPU and this process (its
+    #: gateways and load generator, started later, inherit it) plus the engine's API
+    #: server to the others. Unpinned, the OS moves the compute thread onto the cores
+    #: the gateway and client use, and the engine's speed then differs between
+    #: configs for reasons that are not the policy. Needs 2+ CPUs; ignored with
+    #: ``engine_url``.
+    pin_engine: bool = True
     #: Use an engine already running (same flags) instead of starting one.
     engine_url: str | None = None
     #: The model name requests carry: the tiny model's served name, or the one an
@@ -170,6 +183,7 @@ def _run_figures(
     ok = [r for r in results if r.ok]
     span = max(r.end for r in ok) - min(r.sent for r in results) if ok else math.nan
     tokens = sum(r.completion_tokens or 0 for r in ok)
+    busy = engine_busy_tokens_per_s(results)
     return {
         "seed": seed,
         "jct_mean": sm.jct_mean,
@@ -186,7 +200,12 @@ def _run_figures(
         "kept_up": tokens / span / offered_tokens_per_s if span > 0 else math.nan,
         # The engine's own speed while busy in this replay (engine metrics): compare it
         # across the configs of one seed before reading their latencies.
-        "engine_busy_tokens_per_s": engine_busy_tokens_per_s(results),
+        "engine_busy_tokens_per_s": busy,
+        # Offered tokens/s over that speed: the load this replay really ran at. The
+        # arrivals are set from the capacity probe; if the machine ran slower or
+        # faster during the replay, this moves (and queueing delay with it, steeply
+        # near 1).
+        "effective_load": offered_tokens_per_s / busy if busy > 0 else math.nan,
         "ok": sm.ok,
         "errors": sm.errors,
     }
@@ -256,9 +275,11 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
             from ssjf.engines.tiny_model import default_cache_root
 
             model = build_model_with_engine(default_cache_root())
+            engine_cpus = _engine_cpus() if cfg.pin_engine else None
             server = VllmCpuServer(
                 VllmCpuConfig(
                     model=model,
+                    engine_cpus=engine_cpus,
                     served_model_name=cfg.model,
                     max_num_seqs=cfg.max_num_seqs,
                     extra_args=(
@@ -270,6 +291,14 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
                 )
             )
             engine_url = server.start()
+            if engine_cpus:
+                rest = set(os.sched_getaffinity(0)) - set(engine_cpus)
+                set_affinity_all_threads(os.getpid(), rest)
+                log(
+                    f"engine core pinned to CPU {list(engine_cpus)}; API server, gateways "
+                    f"and load generator on {sorted(rest)}"
+                )
+            meta["engine_cpus"] = list(engine_cpus) if engine_cpus else None
             meta["engine_startup_s"] = server.startup_s
             meta["engine_command"] = " ".join(server.command()[1:])
         return asyncio.run(
@@ -281,9 +310,15 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def _engine_cpus() -> tuple[int, ...] | None:
+    """The last allowed CPU for the engine core, when there is another one for the rest."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[-1],) if len(cpus) >= 2 else None
 
 
 async def _run(
@@ -394,7 +429,8 @@ async def _run(
                     f"seed {seed} {name}: mean {fig['jct_mean']:.2f} s "
                     f"(engine-timed {fig['engine_jct_mean']:.2f} s), "
                     f"{fig['tokens_per_s']:.0f} tokens/s ({fig['kept_up']:.2f} of offered; "
-                    f"engine busy at {fig['engine_busy_tokens_per_s']:.0f} tokens/s), "
+                    f"engine busy at {fig['engine_busy_tokens_per_s']:.0f} tokens/s: "
+                    f"effective load {fig['effective_load']:.2f}), "
                     f"{fig['errors']} errors"
                 )
     finally:

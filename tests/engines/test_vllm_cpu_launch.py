@@ -1,0 +1,75 @@
+"""How the CPU vLLM server is launched: its command, environment and CPU placement (no vLLM needed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ssjf.engines import vllm_cpu
+from ssjf.engines.vllm_cpu import EngineError, VllmCpuConfig, VllmCpuServer
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+
+
+def test_in_process_worker_command_and_environment(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    server = VllmCpuServer(VllmCpuConfig(model=tmp_path / "m", venv=venv), port=8123)
+    cmd = server.command()
+    assert cmd[cmd.index("--distributed-executor-backend") + 1] == "uni"
+    env = server.environment()
+    assert env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert env["OMP_NUM_THREADS"] == "1" and env["KMP_BLOCKTIME"] == "0"
+    # vLLM's own choice (a worker process) when asked for.
+    default = VllmCpuServer(
+        VllmCpuConfig(model=tmp_path / "m", venv=venv, in_process_worker=False), port=8123
+    )
+    assert "--distributed-executor-backend" not in default.command()
+    env_default = default.environment()
+    for key in ("VLLM_ENABLE_V1_MULTIPROCESSING", "OMP_NUM_THREADS", "KMP_BLOCKTIME"):
+        assert env_default.get(key) == os.environ.get(key)
+
+
+@linux_only
+def test_children_and_thread_affinity() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in vllm_cpu._children(os.getpid())
+        assert vllm_cpu._comm(child.pid).startswith("python")
+    finally:
+        child.kill()
+        child.wait()
+    # Every thread of a process gets the new CPU set, those already running included.
+    cpus = sorted(os.sched_getaffinity(0))
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        vllm_cpu.set_affinity_all_threads(os.getpid(), {cpus[0]})
+        tids = [int(t.name) for t in Path(f"/proc/{os.getpid()}/task").iterdir()]
+        assert all(os.sched_getaffinity(t) == {cpus[0]} for t in tids)
+    finally:
+        vllm_cpu.set_affinity_all_threads(os.getpid(), set(cpus))
+        stop.set()
+        worker.join()
+
+
+@linux_only
+def test_pin_rejects_cpus_outside_the_allowed_set(tmp_path: Path) -> None:
+    server = VllmCpuServer(VllmCpuConfig(model=tmp_path / "m"))
+    server.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(EngineError, match="not in"):
+            server.pin((10_000,))
+        # A process without a vLLM engine core under it: a clear error, not a silent no-op.
+        with pytest.raises(EngineError, match="no engine-core process"):
+            server.pin((sorted(os.sched_getaffinity(0))[0],))
+    finally:
+        server.proc.kill()
+        server.proc.wait()
