@@ -50,7 +50,7 @@ def bench_serve_cmd(
         "tiny", "--model", help="Model name in requests (what --engine-url serves)."
     ),
     pin_engine: bool = typer.Option(
-        True,
+        False,
         "--pin-engine/--no-pin-engine",
         help="Give the started engine's compute process a core of its own (2+ CPUs).",
     ),

@@ -108,11 +108,11 @@ class ServeBenchConfig:
     endpoint: str = "chat"
     #: Pin the started engine's core process to the last CPU and this process (its
     #: gateways and load generator, started later, inherit it) plus the engine's API
-    #: server to the others. Unpinned, the OS moves the compute thread onto the cores
-    #: the gateway and client use, and the engine's speed then differs between
-    #: configs for reasons that are not the policy. Needs 2+ CPUs; ignored with
-    #: ``engine_url``.
-    pin_engine: bool = True
+    #: server to the others. Off by default: on the 2-vCPU VM it did not steady the
+    #: engine's speed, and with everything else squeezed onto one core the engine ran
+    #: 8-16% slower in every config but plain FCFS (docs/bench_serve.md, run 13).
+    #: Needs 2+ CPUs; ignored with ``engine_url``.
+    pin_engine: bool = False
     #: Use an engine already running (same flags) instead of starting one.
     engine_url: str | None = None
     #: The model name requests carry: the tiny model's served name, or the one an
