@@ -97,9 +97,9 @@ class VllmCpuConfig:
     #: with cores to spare for several compute threads.
     in_process_worker: bool = True
     #: CPUs for the engine core (the process that runs the model) once it is up; the
-    #: API server goes to the others. None leaves placement to the OS, which moves the
-    #: compute thread between cores and onto the ones the API server, a gateway and a
-    #: load generator use, so its speed varies with what else runs.
+    #: API server goes to the others. None (the default) leaves placement to the OS:
+    #: on the 2-vCPU VM pinning did not steady the engine's speed (docs/bench_serve.md,
+    #: run 13), but it is how a host with cores to spare keeps its neighbours off.
     engine_cpus: tuple[int, ...] | None = None
     #: Extra command-line flags passed to the server unchanged.
     extra_args: tuple[str, ...] = ()

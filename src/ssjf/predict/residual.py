@@ -37,7 +37,7 @@ class ResidualHeads:
     folds: int = 3
     seed: int = 0
     names: list[str] = field(default_factory=list)
-    #: One row per head (scipy CSR, ``len(names) x n_features``).
+    #: One row per head (scipy CSR, ``len(names) x n_features``); None before fit/load.
     coef: Any = None
     intercept: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -75,10 +75,8 @@ class ResidualHeads:
             head.eliminate_zeros()
             heads.append((str(name), head, float(r.intercept_)))
         self.names = [h[0] for h in heads]
-        width = int(x.shape[1])
-        self.coef = sp.vstack([h[1] for h in heads], format="csr") if heads else None
-        if self.coef is None:
-            self.coef = sp.csr_matrix((0, width))
+        rows = [h[1] for h in heads]
+        self.coef = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, x.shape[1]))
         self.intercept = np.array([h[2] for h in heads], dtype=float)
         return oof
 
@@ -115,7 +113,7 @@ class ResidualHeads:
         import scipy.sparse as sp
 
         if "res_names" not in state:
-            self.names, self.coef, self.intercept = [], None, np.zeros(0)
+            self.names, self.coef, self.intercept = [], sp.csr_matrix((0, 0)), np.zeros(0)
             return
         self.names = [str(n) for n in state["res_names"].tolist()]
         shape = tuple(int(v) for v in state["res_shape"])

@@ -195,9 +195,11 @@ class ScorePredictor(Predictor):
     def scores(self, prompts: Sequence[str]) -> np.ndarray:
         """The shared prompt score (higher = longer answers), before per-model maps."""
         self._check_fitted()
-        x = self._features(prompts)
+        return self._shared(self._features(prompts))
+
+    def _shared(self, x: Any) -> np.ndarray:
         if x.shape[1] == 0:
-            return np.full(len(prompts), self.intercept)
+            return np.full(x.shape[0], self.intercept)
         return np.asarray(x @ self.coef).ravel() + self.intercept
 
     def model_scores(
@@ -207,10 +209,7 @@ class ScorePredictor(Predictor):
         self._check_fitted()
         mods = self._conditioned_models(len(prompts), models)
         x = self._features(prompts)
-        if x.shape[1] == 0:
-            return np.full(len(prompts), self.intercept)
-        shared = np.asarray(x @ self.coef).ravel() + self.intercept
-        return shared + self.residual.apply(x, mods)
+        return self._shared(x) + self.residual.apply(x, mods)
 
     def _conditioned_models(self, n: int, models: Sequence[str | None] | None) -> list[str | None]:
         """The model names the per-model maps see: none at all with ``conditioning=none``."""
