@@ -119,3 +119,29 @@ def test_bench_cli_json(data_dir: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "ssjf" in res.output
+
+
+def test_export_writes_the_predictor_and_shuffled_held_out_rows(tmp_path: Path) -> None:
+    from ssjf.predict import load_predictor, make_predictor
+    from ssjf.predict.bench import export_for_simulate
+    from ssjf.predict.data import LengthData
+
+    # Held-out sets come grouped by generator; the export must not keep that order
+    # (`ssjf simulate` samples a pool in file order: one generator after another).
+    models = ["gen-a"] * 40 + ["gen-b"] * 40
+    data = LengthData(
+        prompts=[f"prompt {i % 40}" for i in range(80)],
+        lengths=[10 + i for i in range(80)],
+        models=list(models),
+        prompt_ids=[str(i % 40) for i in range(80)],
+        datasets=["alpaca_eval"] * 80,
+    )
+    pred = make_predictor("constant").fit(data.prompts, [float(n) for n in data.lengths], models)
+    files = export_for_simulate(pred, {"alpaca_eval": data}, str(tmp_path))
+    rows = [json.loads(line) for line in Path(files["alpaca_eval"]).read_text().splitlines()]
+    got = sorted((r["prompt"], r["model"], r["output_tokens"], r["prompt_id"]) for r in rows)
+    want = sorted(zip(data.prompts, models, data.lengths, data.prompt_ids, strict=True))
+    assert got == want  # every record once
+    first_half = [r["model"] for r in rows[:40]]
+    assert 10 < first_half.count("gen-a") < 30  # interleaved, not grouped
+    assert load_predictor(files["predictor"]).family == "constant"

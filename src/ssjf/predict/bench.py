@@ -246,7 +246,11 @@ def export_for_simulate(
     """Save ``predictor`` and each held-out set as JSONL so `ssjf simulate` can replay them.
 
     Rows carry ``prompt``, ``model``, ``output_tokens``, ``prompt_id`` and an
-    approximate ``prompt_tokens`` (regex words; the paper's cost ignores it).
+    approximate ``prompt_tokens`` (regex words; the paper's cost ignores it). They
+    are written in a shuffled order (fixed seed): the held-out sets come grouped by
+    generator, and `ssjf simulate` keeps a pool's file order when it samples, so
+    grouped rows would arrive one generator after another (a verbose generator's
+    block is a burst of long jobs), unlike the bench's own end-to-end check.
     """
     import json
     from pathlib import Path
@@ -260,14 +264,15 @@ def export_for_simulate(
     files = {"predictor": str(pred_dir)}
     for name, te in tests.items():
         path = root / f"{name}_heldout.jsonl"
+        order = np.random.default_rng(0).permutation(len(te.prompts))
         with path.open("w") as fh:
-            for p, n, m, pid in zip(te.prompts, te.lengths, te.models, te.prompt_ids, strict=True):
+            for i in order:
                 row = {
-                    "prompt": p,
-                    "model": m,
-                    "output_tokens": n,
-                    "prompt_id": pid,
-                    "prompt_tokens": approx_tokens(p),
+                    "prompt": te.prompts[i],
+                    "model": te.models[i],
+                    "output_tokens": te.lengths[i],
+                    "prompt_id": te.prompt_ids[i],
+                    "prompt_tokens": approx_tokens(te.prompts[i]),
                 }
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         files[name] = str(path)
