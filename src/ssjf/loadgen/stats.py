@@ -70,10 +70,11 @@ def engine_busy_tokens_per_s(results: Sequence[RequestResult]) -> float:
     Each request's service (prefill + decode, from vLLM's per-request metrics) is
     placed on the client's clock ending when its answer ended; busy time is the
     union of those intervals. At the same offered load every config keeps up and
-    so shows the same overall tokens/s; this shows whether the machine itself ran
-    faster or slower during one replay (a 2-vCPU VM drifts by 10-20% in minutes,
-    and at 0.9 load that moves the queueing delay more than a policy does). NaN
-    when the engine did not report its timings.
+    so shows the same overall tokens/s; this shows how fast the engine itself ran
+    during one replay. On the 2-vCPU VM it varied by up to 20% between replays of
+    one seed, which at 0.9 load moves the queueing delay more than a policy does
+    (host drift or an effect of the policy: not settled, docs/bench_serve.md).
+    NaN when the engine did not report its timings.
     """
     spans: list[tuple[float, float]] = []
     tokens = 0
