@@ -54,6 +54,12 @@ def bench_serve_cmd(
         "--pin-engine/--no-pin-engine",
         help="Give the started engine's compute process a core of its own (2+ CPUs).",
     ),
+    side_by_side: bool = typer.Option(
+        True,
+        "--side-by-side/--sequential",
+        help="One engine per config, sharing one CPU, replays at the same time "
+        "(a host whose speed drifts hits every config alike); or one engine, configs in turn.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
@@ -83,6 +89,7 @@ def bench_serve_cmd(
         engine_url=engine_url,
         model=model,
         pin_engine=pin_engine,
+        side_by_side=side_by_side,
     )
     try:
         out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))

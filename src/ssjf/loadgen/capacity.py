@@ -12,6 +12,7 @@ A request rate for a workload is that token rate over the workload's mean length
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,11 +88,37 @@ async def measure_token_throughput(
     endpoint: str = "chat",
 ) -> TokenThroughput:
     """Run a closed loop with ``concurrency`` outstanding and measure its token rate."""
-    results, last = await closed_loop(base_url, items, concurrency, model, endpoint)
-    out = throughput_from(results, last, concurrency)
-    if out.errors:
-        bad = next(r for r in results if not r.ok)
-        raise RuntimeError(
-            f"{out.errors} of {out.requests} capacity requests failed (first: {bad.error})"
-        )
+    (out,) = await measure_shared_token_throughput([base_url], items, concurrency, model, endpoint)
+    return out
+
+
+async def measure_shared_token_throughput(
+    base_urls: Sequence[str],
+    items: Sequence[WorkItem],
+    concurrency: int,
+    model: str = "tiny",
+    endpoint: str = "chat",
+) -> list[TokenThroughput]:
+    """Closed loops on several servers at once; each one's token rate over a common window.
+
+    For servers sharing one machine (side by side). The window runs from the first
+    send to the *earliest* last dispatch: after that one loop is draining and the
+    others would get its share of the machine, so their rates would overstate what
+    each gets while all are busy.
+    """
+    if not base_urls:
+        raise ValueError("no servers to measure")
+    loops = await asyncio.gather(
+        *(closed_loop(url, items, concurrency, model, endpoint) for url in base_urls)
+    )
+    end = min(last for _, last in loops)
+    out = []
+    for results, _ in loops:
+        tp = throughput_from(results, end, concurrency)
+        if tp.errors:
+            bad = next(r for r in results if not r.ok)
+            raise RuntimeError(
+                f"{tp.errors} of {tp.requests} capacity requests failed (first: {bad.error})"
+            )
+        out.append(tp)
     return out

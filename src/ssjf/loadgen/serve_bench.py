@@ -4,14 +4,15 @@
 2. Measure its capacity in tokens/s (saturated closed loop, see
    :mod:`ssjf.loadgen.capacity`) and turn it into req/s for the workload's mean length.
 3. For each seed (its own prompt order and Poisson arrivals at ``load`` x capacity),
-   replay the whole workload through each config in turn (the order rotates
-   from seed to seed, so a drift in a shared machine's speed does not always
-   favour the same config):
+   replay the whole workload through each config:
    ``fcfs-direct`` (engine directly, no priorities: equal priorities are FCFS),
    ``ssjf-vllm-priority`` (gateway, vllm backend, priority from the predictor),
    ``ssjf-gateway-queue`` (gateway holds requests; max in flight = slots + slack),
    optionally ``fcfs-gateway`` (the gateway with FCFS and no predictor: its cost
    alone) and ``sjf-oracle-direct`` (true lengths as priorities; an upper bound).
+   By default every config has an engine of its own, all sharing one CPU, and the
+   configs replay at the same time (``side_by_side``: a host whose speed drifts
+   then hits every config alike); otherwise one engine serves the configs in turn.
 4. Measure the gateway's added latency at low load (tiny requests, no predictor).
 
 Lengths are enforced with ``max_tokens`` + ``ignore_eos``, so ``max_tokens`` *is* the
@@ -30,6 +31,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,9 +41,10 @@ from ssjf.engines.vllm_cpu import (
     VllmCpuConfig,
     VllmCpuServer,
     build_model_with_engine,
+    free_port,
     set_affinity_all_threads,
 )
-from ssjf.loadgen.capacity import measure_token_throughput
+from ssjf.loadgen.capacity import measure_shared_token_throughput
 from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
 from ssjf.loadgen.stats import engine_busy_tokens_per_s, percentile, summarize
@@ -57,6 +60,8 @@ CONFIGS = ("fcfs-direct", "ssjf-vllm-priority", "ssjf-gateway-queue")
 #: gateway's own CPU costs on a small machine from what its scheduling gains.
 FCFS_GATEWAY = "fcfs-gateway"
 ORACLE = "sjf-oracle-direct"
+#: The configs that go through an ``ssjf serve`` gateway.
+GATEWAY_CONFIGS = ("ssjf-vllm-priority", "ssjf-gateway-queue", FCFS_GATEWAY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,19 @@ class ServeBenchConfig:
     #: 8-16% slower in every config but plain FCFS (docs/bench_serve.md, run 13).
     #: Needs 2+ CPUs; ignored with ``engine_url``.
     pin_engine: bool = False
+    #: One engine per config, all started alike, their model compute sharing one CPU
+    #: (the last; API servers, gateways and load generator on the others), and the
+    #: configs' replays of a seed run *at the same time*, each on its own engine. The
+    #: shared VMs this runs on switch each vCPU between a fast and a ~1.6x slower
+    #: speed for seconds to minutes at a time (docs/bench_serve.md, "Host speed"):
+    #: one config after another, each replay met a different host, and at load 0.9 a
+    #: 10-20% slower engine decided a replay more than its policy did. Side by side,
+    #: the kernel time-slices the one CPU evenly among the engines (4 busy processes
+    #: on one vCPU: within 1% of each other in every 10 s window), so every config
+    #: sees the same host speed at every moment; the price is 1/N of the CPU per
+    #: engine, and so N times longer replays. False: one engine, configs in turn
+    #: (always so with ``engine_url``).
+    side_by_side: bool = True
     #: Use an engine already running (same flags) instead of starting one.
     engine_url: str | None = None
     #: The model name requests carry: the tiny model's served name, or the one an
@@ -266,17 +284,70 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
             f"predictor {cfg.predictor}: Kendall tau {meta['predictor_kendall_tau']:.3f} on the bench prompts"
         )
 
-    server: VllmCpuServer | None = None
+    names = config_names(cfg)
+    side_by_side = cfg.side_by_side and not cfg.engine_url
+    servers: list[VllmCpuServer] = []
     try:
         if cfg.engine_url:
-            engine_url = cfg.engine_url.rstrip("/")
+            url = cfg.engine_url.rstrip("/")
+            engines = dict.fromkeys(names, url)
         else:
-            log("building the tiny model and starting vLLM (1-3 minutes)...")
-            from ssjf.engines.tiny_model import default_cache_root
+            engines = _start_engines(cfg, names if side_by_side else names[:1], servers, meta, log)
+            if not side_by_side:
+                engines = dict.fromkeys(names, engines[names[0]])
+        meta["side_by_side"] = side_by_side
+        return asyncio.run(
+            _run(
+                cfg,
+                names,
+                engines,
+                side_by_side,
+                bench_items,
+                cap_items,
+                pred_dir,
+                meta,
+                log,
+                started,
+            )
+        )
+    finally:
+        for server in servers:
+            server.stop()
 
-            model = build_model_with_engine(default_cache_root())
-            engine_cpus = _engine_cpus() if cfg.pin_engine else None
-            server = VllmCpuServer(
+
+def config_names(cfg: ServeBenchConfig) -> list[str]:
+    """The configs a run compares, FCFS (the baseline) first."""
+    return [
+        *CONFIGS,
+        *((FCFS_GATEWAY,) if cfg.fcfs_gateway else ()),
+        *((ORACLE,) if cfg.oracle else ()),
+    ]
+
+
+def _start_engines(
+    cfg: ServeBenchConfig,
+    names: Sequence[str],
+    servers: list[VllmCpuServer],
+    meta: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict[str, str]:
+    """Start one engine per name (appended to ``servers`` as they start); their URLs.
+
+    Several engines (side by side) get their model compute pinned to one shared
+    CPU; one engine is pinned only with ``pin_engine``.
+    """
+    from ssjf.engines.tiny_model import default_cache_root
+
+    log(f"building the tiny model and starting {len(names)} vLLM engine(s) (1-4 minutes)...")
+    model = build_model_with_engine(default_cache_root())
+    pin = len(names) > 1 or cfg.pin_engine
+    engine_cpus = _engine_cpus() if pin else None
+    ports: set[int] = set()
+    while len(ports) < len(names):  # distinct even if the OS hands a port out twice
+        ports.add(free_port())
+    for port in sorted(ports):
+        servers.append(
+            VllmCpuServer(
                 VllmCpuConfig(
                     model=model,
                     engine_cpus=engine_cpus,
@@ -288,25 +359,25 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
                         # Engine-side timings on every answer: the engine-timed JCT.
                         "--enable-per-request-metrics",
                     ),
-                )
+                ),
+                port=port,
             )
-            engine_url = server.start()
-            if engine_cpus:
-                rest = set(os.sched_getaffinity(0)) - set(engine_cpus)
-                set_affinity_all_threads(os.getpid(), rest)
-                log(
-                    f"engine core pinned to CPU {list(engine_cpus)}; API server, gateways "
-                    f"and load generator on {sorted(rest)}"
-                )
-            meta["engine_cpus"] = list(engine_cpus) if engine_cpus else None
-            meta["engine_startup_s"] = server.startup_s
-            meta["engine_command"] = " ".join(server.command()[1:])
-        return asyncio.run(
-            _run(cfg, engine_url, bench_items, cap_items, pred_dir, meta, log, started)
         )
-    finally:
-        if server is not None:
-            server.stop()
+    # Start them together: each start is mostly waiting for imports and compilation.
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        urls = list(pool.map(lambda srv: srv.start(), servers))
+    if engine_cpus:
+        rest = set(os.sched_getaffinity(0)) - set(engine_cpus)
+        set_affinity_all_threads(os.getpid(), rest)
+        log(
+            f"engine core(s) pinned to CPU {list(engine_cpus)}; API servers, gateways "
+            f"and load generator on {sorted(rest)}"
+        )
+    meta["engine_cpus"] = list(engine_cpus) if engine_cpus else None
+    meta["engines"] = len(servers)
+    meta["engine_startup_s"] = max(srv.startup_s for srv in servers)
+    meta["engine_command"] = " ".join(servers[0].command()[1:])
+    return dict(zip(names, urls, strict=True))
 
 
 def _cpus() -> int:
@@ -323,7 +394,9 @@ def _engine_cpus() -> tuple[int, ...] | None:
 
 async def _run(
     cfg: ServeBenchConfig,
-    engine_url: str,
+    names: list[str],
+    engines: dict[str, str],
+    side_by_side: bool,
     bench_items: list[WorkItem],
     cap_items: list[WorkItem],
     pred_dir: Path | None,
@@ -332,29 +405,38 @@ async def _run(
     started: float,
 ) -> dict[str, Any]:
     model, ep = cfg.model, cfg.endpoint
+    distinct = list(dict.fromkeys(engines.values()))
     # Warm-up: the first requests after start pay one-off costs.
     async with make_client() as client:
-        for it in cap_items[:4]:
-            await send_one(client, engine_url, it, model, ep)
+        for url in distinct:
+            for it in cap_items[:4]:
+                await send_one(client, url, it, model, ep)
     mean_tokens = sum(it.max_tokens for it in bench_items) / len(bench_items)
 
     async def capacity(seed: int) -> float:
-        """Measure the engine's capacity now; record it; return the arrival rate (req/s)."""
+        """Measure one engine's capacity now; record it; return the arrival rate (req/s).
+
+        Side by side, every engine runs its closed loop at once, as in the replays
+        (they share the CPU), and the capacity is their mean.
+        """
         conc = 2 * cfg.max_num_seqs  # twice the slots: the engine's queue never runs dry
-        cap = await measure_token_throughput(engine_url, cap_items, conc, model, ep)
-        rate = cap.requests_per_s(mean_tokens)
+        caps = await measure_shared_token_throughput(distinct, cap_items, conc, model, ep)
+        tokens_per_s = statistics.fmean(c.tokens_per_s for c in caps)
+        rate = tokens_per_s / mean_tokens
         meta.setdefault("capacity", []).append(
             {
                 "seed": seed,
-                "tokens_per_s": cap.tokens_per_s,
-                "window_s": cap.window_s,
+                "tokens_per_s": tokens_per_s,
+                "per_engine_tokens_per_s": [c.tokens_per_s for c in caps],
+                "window_s": max(c.window_s for c in caps),
                 "capacity_rps": rate,
                 "arrival_rate_rps": cfg.load * rate,
             }
         )
+        each = " / ".join(f"{c.tokens_per_s:.0f}" for c in caps)
         log(
-            f"capacity {cap.tokens_per_s:.0f} tokens/s = {rate:.2f} req/s of {mean_tokens:.0f} "
-            f"tokens -> seed {seed} arrivals at {cfg.load * rate:.2f} req/s"
+            f"capacity {tokens_per_s:.0f} tokens/s per engine ({each}) = {rate:.2f} req/s of "
+            f"{mean_tokens:.0f} tokens -> seed {seed} arrivals at {cfg.load * rate:.2f} req/s"
         )
         return cfg.load * rate
 
@@ -363,41 +445,50 @@ async def _run(
     meta["capacity_rps"] = meta["capacity"][0]["capacity_rps"]
     meta["arrival_rate_rps"] = first_rate
 
-    base: dict[str, Any] = {
-        "upstreams": [engine_url],
-        "backend": "vllm",
-        "vllm_scheduling_policy": "priority",
-        # max_tokens is the true length in this benchmark: never let it cap estimates.
-        "cap_estimate_by_max_tokens": False,
-        **cfg.gateway,
-    }
-    gateways = {
-        "ssjf-vllm-priority": dict(base),
-        "ssjf-gateway-queue": {**base, "max_in_flight": cfg.max_num_seqs + cfg.queue_slack},
-        FCFS_GATEWAY: {**base, "policy": "fcfs"},
-    }
-    names = [
-        *CONFIGS,
-        *((FCFS_GATEWAY,) if cfg.fcfs_gateway else ()),
-        *((ORACLE,) if cfg.oracle else ()),
-    ]
-    # The gateway's added latency: no predictor, tiny requests, low load.
-    for name in names:
-        if name in gateways:
-            with GatewayProcess(dict(gateways[name])) as gw:
-                lat = await added_latency(engine_url, gw.url, cfg.latency_requests, model, ep)
-            meta.setdefault("added_latency", {})[name] = lat
-            log(f"{name}: added latency p50 {lat['added_p50_ms']:.2f} ms")
+    def gateway_settings(name: str) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "upstreams": [engines[name]],
+            "backend": "vllm",
+            "vllm_scheduling_policy": "priority",
+            # max_tokens is the true length in this benchmark: never let it cap estimates.
+            "cap_estimate_by_max_tokens": False,
+            **cfg.gateway,
+        }
+        if name == "ssjf-gateway-queue":
+            return {**base, "max_in_flight": cfg.max_num_seqs + cfg.queue_slack}
+        if name == FCFS_GATEWAY:
+            return {**base, "policy": "fcfs"}
+        return base
+
+    gateways = [n for n in names if n in GATEWAY_CONFIGS]
+    # The gateway's added latency: no predictor, tiny requests, low load (the other
+    # engines, side by side, are idle meanwhile).
+    for name in gateways:
+        with GatewayProcess(gateway_settings(name)) as gw:
+            lat = await added_latency(engines[name], gw.url, cfg.latency_requests, model, ep)
+        meta.setdefault("added_latency", {})[name] = lat
+        log(f"{name}: added latency p50 {lat['added_p50_ms']:.2f} ms")
 
     # The gateways for the replays, all up at once (idle ones cost nothing).
     procs: dict[str, GatewayProcess] = {}
     try:
-        for name in names:
-            if name in gateways:
-                use_pred = pred_dir is not None and name != FCFS_GATEWAY
-                settings = {**gateways[name], "predictor": str(pred_dir) if use_pred else None}
-                procs[name] = GatewayProcess(settings)
-                procs[name].start()
+        for name in gateways:
+            use_pred = pred_dir is not None and name != FCFS_GATEWAY
+            settings = {**gateway_settings(name), "predictor": str(pred_dir) if use_pred else None}
+            procs[name] = GatewayProcess(settings)
+            procs[name].start()
+
+        async def replay_config(
+            name: str, items: list[WorkItem], arrivals: list[float]
+        ) -> list[RequestResult]:
+            if name in procs:
+                return await replay(procs[name].url, items, arrivals, model, ep)
+            if name == ORACLE:
+                # Upper bound: the true length as the vLLM priority (gateway's bucket).
+                extras = [{"priority": it.max_tokens // 8} for it in items]
+                return await replay(engines[name], items, arrivals, model, ep, extras)
+            return await replay(engines[name], items, arrivals, model, ep)
+
         results: dict[str, list[RequestResult]] = {n: [] for n in names}
         runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for k in range(cfg.seeds):
@@ -410,18 +501,16 @@ async def _run(
             rate = first_rate if k == 0 else await capacity(seed)
             arrivals = poisson_arrivals(len(items), rate, seed)
             offered = rate * sum(it.max_tokens for it in items) / len(items)
-            # Rotate the config order so none always runs first (or last) on a
-            # machine whose speed drifts.
-            order = names[k % len(names) :] + names[: k % len(names)]
-            for name in order:
-                if name in procs:
-                    res = await replay(procs[name].url, items, arrivals, model, ep)
-                elif name == ORACLE:
-                    # Upper bound: the true length as the vLLM priority (gateway's bucket).
-                    extras = [{"priority": it.max_tokens // 8} for it in items]
-                    res = await replay(engine_url, items, arrivals, model, ep, extras)
-                else:
-                    res = await replay(engine_url, items, arrivals, model, ep)
+            if side_by_side:
+                log(f"seed {seed}: {len(names)} configs side by side, {len(items)} requests each")
+                outs = await asyncio.gather(*(replay_config(n, items, arrivals) for n in names))
+                done = list(zip(names, outs, strict=True))
+            else:
+                # One after another: rotate the order so none always runs first (or
+                # last) on a machine whose speed drifts.
+                order = names[k % len(names) :] + names[: k % len(names)]
+                done = [(n, await replay_config(n, items, arrivals)) for n in order]
+            for name, res in done:
                 results[name].extend(res)
                 fig = _run_figures(seed, res, offered)
                 runs[name].append(fig)
