@@ -60,6 +60,9 @@ def bench_serve_cmd(
         help="One engine per config, sharing one CPU, replays at the same time "
         "(a host whose speed drifts hits every config alike); or one engine, configs in turn.",
     ),
+    trace_dir: Path | None = typer.Option(
+        None, "--trace-dir", help="Write every request of every replay here (JSONL per replay)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
@@ -90,6 +93,7 @@ def bench_serve_cmd(
         model=model,
         pin_engine=pin_engine,
         side_by_side=side_by_side,
+        trace_dir=trace_dir,
     )
     try:
         out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))

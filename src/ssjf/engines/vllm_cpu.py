@@ -193,7 +193,12 @@ class VllmCpuServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.environment(),
-                start_new_session=True,  # its own process group: stop() reaps the workers
+                # Its own process group, so stop() reaps the workers, but our session:
+                # a new session is a new scheduler autogroup on Linux, and the kernel
+                # then shares a CPU between *groups*; several engines side by side,
+                # each in its own group, took turns for seconds at a time (one at
+                # 96% of the shared CPU, runnable others at 0%) instead of sharing it.
+                process_group=0,
             )
         self._wait_healthy(t0)
         self.startup_s = time.monotonic() - t0

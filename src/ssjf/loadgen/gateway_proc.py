@@ -51,7 +51,7 @@ class GatewayProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                process_group=0,  # own group for stop(), our session (see VllmCpuServer)
             )
         deadline = time.monotonic() + self.startup_timeout_s
         while True:

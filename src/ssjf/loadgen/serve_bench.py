@@ -23,6 +23,7 @@ it cannot read the truth from it.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import platform
@@ -136,6 +137,10 @@ class ServeBenchConfig:
     #: The model name requests carry: the tiny model's served name, or the one an
     #: engine given by ``engine_url`` serves.
     model: str = "tiny"
+    #: Write every request of every replay here (``<config>.seed<N>.jsonl``: times
+    #: relative to the replay's start, lengths, engine metrics), to look into a
+    #: replay's figures; None = don't.
+    trace_dir: Path | None = None
     #: Gateway settings shared by the gateway configs (GatewayConfig fields).
     gateway: dict[str, Any] = field(default_factory=dict)
 
@@ -270,7 +275,11 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     meta: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {platform.node()}, {_cpus()} CPUs",
-        "settings": {k: v for k, v in asdict(cfg).items() if k != "gateway"},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in asdict(cfg).items()
+            if k != "gateway"
+        },
         "mean_tokens": sum(lens) / len(lens),
         "capped_fraction": sum(it.true_tokens > cfg.max_tokens_cap for it in bench_items)
         / len(bench_items),
@@ -313,6 +322,26 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     finally:
         for server in servers:
             server.stop()
+
+
+def write_trace(path: Path, results: Sequence[RequestResult]) -> None:
+    """One JSON line per request, times in seconds from the replay's first send."""
+    t0 = min((r.sent for r in results), default=0.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for r in results:
+            row = {
+                "id": r.id,
+                "max_tokens": r.max_tokens,
+                "sent": r.sent - t0,
+                "first_token": None if r.first_token is None else r.first_token - t0,
+                "end": r.end - t0,
+                "ok": r.ok,
+                "completion_tokens": r.completion_tokens,
+                "error": r.error,
+                **r.extra,
+            }
+            f.write(json.dumps(row) + "\n")
 
 
 def config_names(cfg: ServeBenchConfig) -> list[str]:
@@ -511,6 +540,8 @@ async def _run(
                 order = names[k % len(names) :] + names[: k % len(names)]
                 done = [(n, await replay_config(n, items, arrivals)) for n in order]
             for name, res in done:
+                if cfg.trace_dir is not None:
+                    write_trace(cfg.trace_dir / f"{name}.seed{seed}.jsonl", res)
                 results[name].extend(res)
                 fig = _run_figures(seed, res, offered)
                 runs[name].append(fig)
