@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from ssjf.loadgen.serve_bench import CONFIGS as CONFIG_NAMES
 from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
 from ssjf.loadgen.workload import data_dir
 
@@ -69,3 +72,37 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
         assert all(r["engine_busy_tokens_per_s"] > 0 for r in row["runs"])
         assert all(0 < r["effective_load"] < 1.5 for r in row["runs"])
     assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0
+
+
+def test_bench_serve_side_by_side_starts_an_engine_per_config(engine: Engine) -> None:
+    """The default layout: one engine per config, compute on one shared CPU, the
+    configs' replays at the same time; every engine serves its config in full."""
+    if data_dir() is None:
+        pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
+    if engine.server is None:
+        pytest.skip("SSJF_TEST_ENGINE_URL given: this test starts engines of its own")
+    cfg = ServeBenchConfig(
+        requests=6,
+        seeds=1,
+        oracle=False,
+        load=0.5,
+        max_tokens_cap=32,
+        max_num_seqs=ENGINE_SLOTS,
+        predictor="tfidf",
+        capacity_requests=6,
+        latency_requests=5,
+        gateway={"predictor_timeout_ms": 10_000},
+    )
+    out = run_serve_bench(cfg, log=lambda m: None)
+    meta = out["meta"]
+    assert meta["side_by_side"] is True and meta["engines"] == 3
+    # Capacity: every engine measured over the same window, one figure each.
+    (cap,) = meta["capacity"]
+    assert len(cap["per_engine_tokens_per_s"]) == 3
+    assert all(t > 0 for t in cap["per_engine_tokens_per_s"])
+    assert cap["tokens_per_s"] == pytest.approx(sum(cap["per_engine_tokens_per_s"]) / 3)
+    if meta["engine_cpus"] is not None:  # 2+ CPUs: the engines' compute shares the last one
+        assert meta["engine_cpus"] == [max(os.sched_getaffinity(0))]
+    assert [r["config"] for r in out["configs"]] == list(CONFIG_NAMES)
+    for row in out["configs"]:
+        assert row["ok"] == 6 and row["errors"] == 0 and row["exact_tokens"] == 1.0

@@ -73,3 +73,30 @@ def test_pin_rejects_cpus_outside_the_allowed_set(tmp_path: Path) -> None:
     finally:
         server.proc.kill()
         server.proc.wait()
+
+
+@linux_only
+def test_server_runs_in_its_own_process_group_but_our_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Own group: stop() signals the server and its workers together. Our session:
+    a new session is a new scheduler autogroup, and engines side by side in
+    separate autogroups took turns at a shared CPU for seconds at a time."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "python"
+    fake.write_text("#!/bin/sh\nsleep 60 &\nwait\n")  # a "server" with a child of its own
+    fake.chmod(0o755)
+    monkeypatch.setattr(VllmCpuServer, "_wait_healthy", lambda self, t0: None)
+    server = VllmCpuServer(VllmCpuConfig(model=tmp_path / "m", venv=venv), log_path=tmp_path / "l")
+    server.start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        assert os.getpgid(pid) == pid != os.getpgid(0)
+        assert os.getsid(pid) == os.getsid(0)
+    finally:
+        server.stop(grace_s=5)
+    assert server.proc.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # the whole group is gone, the sleeping child included
