@@ -28,9 +28,11 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
         max_tokens_cap=32,
         max_num_seqs=ENGINE_SLOTS,
         predictor="tfidf",
+        train_all_generators=False,  # quick; the side-by-side test trains on all
         capacity_requests=6,
         latency_requests=5,
         engine_url=engine.url,
+        model="tiny",
         # The test engine runs one slot and long contexts; keep the gateway's
         # predictor patient on a loaded machine.
         gateway={"predictor_timeout_ms": 10_000},
@@ -54,6 +56,13 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
         # The test engine reports per-request timings: the engine-timed latency
         # exists and never exceeds what the client measured (plus clock jitter).
         assert 0 < row["engine_jct_mean"] <= row["jct_mean"] + 0.05
+    # Every gateway counted where each replayed request's estimate came from.
+    assert set(out["meta"]["estimate_sources"]) == {
+        "ssjf-vllm-priority",
+        "ssjf-gateway-queue",
+        "fcfs-gateway",
+    }
+    assert all(sum(v.values()) == 12 for v in out["meta"]["estimate_sources"].values())
     assert out["configs"][0]["added_latency_p50_ms"] == 0.0
     assert set(out["meta"]["added_latency"]) == {
         "ssjf-vllm-priority",
@@ -106,3 +115,7 @@ def test_bench_serve_side_by_side_starts_an_engine_per_config(engine: Engine) ->
     assert [r["config"] for r in out["configs"]] == list(CONFIG_NAMES)
     for row in out["configs"]:
         assert row["ok"] == 6 and row["errors"] == 0 and row["exact_tokens"] == 1.0
+    # The started engines serve the tiny model as the generator it replays, and the
+    # predictor, trained on that generator among others, is asked about it.
+    assert meta["settings"]["model"] == cfg.generator
+    assert sum(meta["estimate_sources"]["ssjf-vllm-priority"].values()) == 6

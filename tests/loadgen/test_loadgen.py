@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssjf.loadgen.client import RequestResult, request_body
-from ssjf.loadgen.serve_bench import kendall_tau
+from ssjf.loadgen.serve_bench import estimate_sources, kendall_tau
 from ssjf.loadgen.stats import percentile, summarize
 from ssjf.loadgen.workload import (
+    TrainingRecord,
     WorkItem,
+    load_alpaca_training,
     load_alpaca_workload,
     poisson_arrivals,
     read_alpaca_records,
@@ -58,6 +60,40 @@ def test_bad_records_name_the_file_line_and_field(tmp_path: Path) -> None:
         read_alpaca_records(path, "g")
     with pytest.raises(ValueError, match="no records for generator 'nobody'"):
         read_alpaca_records(_write_jsonl(tmp_path / "ok.jsonl.gz", [_rec(0, 1)]), "nobody")
+
+
+def test_alpaca_training_takes_every_generator_of_the_given_prompts_only(tmp_path: Path) -> None:
+    path = _write_jsonl(
+        tmp_path / "a.jsonl.gz",
+        [_rec(0, 10), _rec(1, 900), _rec(0, 700, gen="other"), _rec(2, 3, gen="other")],
+    )
+    recs = load_alpaca_training({"0", "1"}, path, max_tokens_cap=512)
+    assert recs == [
+        TrainingRecord("p0", "g", 10.0),
+        TrainingRecord("p1", "g", 512.0),
+        TrainingRecord("p0", "other", 512.0),
+    ]
+    assert load_alpaca_training({"0"}, path, generators={"other"}) == [
+        TrainingRecord("p0", "other", 700.0)
+    ]
+    nogen = {"prompt_id": 0, "instruction": "p", "output_tokens": 1}
+    with pytest.raises(ValueError, match="field 'generator'"):
+        load_alpaca_training({"0"}, _write_jsonl(tmp_path / "b.jsonl.gz", [nogen]))
+
+
+def test_estimate_sources_reads_the_gateway_counter() -> None:
+    page = "\n".join(
+        [
+            "# HELP ssjf_gateway_estimates_total where each request's estimate came from",
+            "# TYPE ssjf_gateway_estimates_total counter",
+            'ssjf_gateway_estimates_total{source="predictor"} 498.0',
+            'ssjf_gateway_estimates_total{source="timeout"} 2.0',
+            'ssjf_gateway_estimates_created{source="predictor"} 1.7e+09',
+            "ssjf_gateway_queue_length 0.0",
+        ]
+    )
+    assert estimate_sources(page) == {"predictor": 498, "timeout": 2}
+    assert estimate_sources("") == {}
 
 
 def test_split_by_prompt_never_shares_a_prompt() -> None:

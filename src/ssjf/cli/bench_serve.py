@@ -13,7 +13,7 @@ from ssjf.cli.app import bench_app
 
 @bench_app.command("serve")
 def bench_serve_cmd(
-    requests: int = typer.Option(300, "--requests", help="Requests replayed per config and seed."),
+    requests: int = typer.Option(500, "--requests", help="Requests replayed per config and seed."),
     load: float = typer.Option(0.9, "--load", help="Arrival rate as a fraction of capacity."),
     generator: str = typer.Option(
         "gpt-3.5-turbo-1106", "--generator", help="AlpacaEval generator whose lengths to replay."
@@ -22,6 +22,11 @@ def bench_serve_cmd(
     max_num_seqs: int = typer.Option(2, "--max-num-seqs", help="vLLM --max-num-seqs."),
     predictor: str = typer.Option(
         "tfidf", "--predictor", help="ssjf.predict family trained on other prompts, or none."
+    ),
+    train_all_generators: bool = typer.Option(
+        True,
+        "--train-all-generators/--train-one-generator",
+        help="Train the predictor on every generator's answers to the training prompts.",
     ),
     queue_slack: int = typer.Option(
         1,
@@ -46,8 +51,11 @@ def bench_serve_cmd(
         "--engine-url",
         help="Use this running vLLM (priority policy) instead of starting one.",
     ),
-    model: str = typer.Option(
-        "tiny", "--model", help="Model name in requests (what --engine-url serves)."
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Model name in requests: what --engine-url serves (default: the generator, "
+        "as which the started engines serve the tiny model).",
     ),
     pin_engine: bool = typer.Option(
         False,
@@ -81,6 +89,7 @@ def bench_serve_cmd(
         max_num_seqs=max_num_seqs,
         queue_slack=queue_slack,
         predictor=predictor,
+        train_all_generators=train_all_generators,
         oracle=oracle,
         fcfs_gateway=fcfs_gateway,
         seed=seed,

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,9 @@ from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
 from ssjf.loadgen.stats import engine_busy_tokens_per_s, percentile, summarize
 from ssjf.loadgen.workload import (
+    TrainingRecord,
     WorkItem,
+    load_alpaca_training,
     load_alpaca_workload,
     poisson_arrivals,
     split_by_prompt,
@@ -71,8 +73,10 @@ class ServeBenchConfig:
 
     #: Requests replayed per config and seed (distinct AlpacaEval prompts). Queues
     #: build up over hundreds of requests at load 0.9: a short replay that starts
-    #: empty mostly measures the empty-queue transient, where order cannot matter.
-    requests: int = 300
+    #: empty mostly measures the empty-queue transient, where order cannot matter
+    #: (the simulator, 2 slots at this engine's step costs: oracle SJF -35% over
+    #: 300 requests, -40% over 500; docs/bench_serve.md).
+    requests: int = 500
     #: Arrival rate as a fraction of the measured capacity.
     load: float = 0.9
     #: Whose real output lengths to replay: gpt-3.5-turbo-1106 has a realistic, wide
@@ -86,7 +90,16 @@ class ServeBenchConfig:
     #: in flight (docs/bench_serve.md); more slots only share it among more requests.
     max_num_seqs: int = 2
     #: Predictor family from ssjf.predict trained on the *other* prompts, or "none".
+    #: tfidf (0.3 ms a prompt). tfidf-embed ranks the bench prompts a little better
+    #: (Kendall tau 0.51 against 0.49, both trained on every generator) but its
+    #: sentence encoder, on the one CPU the gateways share with the engines' API
+    #: servers, fell behind: 22 of 40 requests got the fallback estimate
+    #: (``meta["estimate_sources"]``) and TTFT grew by a second (docs/bench_serve.md).
     predictor: str = "tfidf"
+    #: Train the predictor on every AlpacaEval generator's answers to the training
+    #: prompts (conditioned on the model), not only ``generator``'s: 40 answers a
+    #: prompt instead of one. The bench prompts stay unseen either way.
+    train_all_generators: bool = True
     #: The gateway-held queue releases up to max_num_seqs + this many requests. With
     #: exactly the engine's slots, a slot idles from the moment a sequence ends until
     #: the gateway has seen the end of its stream and forwarded the next request; on
@@ -134,9 +147,11 @@ class ServeBenchConfig:
     side_by_side: bool = True
     #: Use an engine already running (same flags) instead of starting one.
     engine_url: str | None = None
-    #: The model name requests carry: the tiny model's served name, or the one an
-    #: engine given by ``engine_url`` serves.
-    model: str = "tiny"
+    #: The model name requests carry, and so the one the gateway's predictor is
+    #: conditioned on. None: the engines this bench starts serve the tiny model as
+    #: ``generator`` (it plays that model: its lengths are the ones replayed); with
+    #: ``engine_url``, give the name that engine serves.
+    model: str | None = None
     #: Write every request of every replay here (``<config>.seed<N>.jsonl``: times
     #: relative to the replay's start, lengths, engine metrics), to look into a
     #: replay's figures; None = don't.
@@ -159,9 +174,9 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def train_predictor(
-    family: str, train: Sequence[WorkItem], out_dir: Path
+    family: str, train: Sequence[TrainingRecord], out_dir: Path
 ) -> tuple[Path | None, Any]:
-    """Fit ``family`` on the training prompts' capped lengths and save it."""
+    """Fit ``family`` on the training records (conditioned on their models) and save it."""
     if family == "none":
         return None, None
     try:
@@ -171,7 +186,7 @@ def train_predictor(
             f"predictor {family!r} needs ssjf.predict (pip install 'ssjf[predict]'): {exc}"
         ) from exc
     pred = make_predictor(family)
-    pred.fit([it.prompt for it in train], [float(it.max_tokens) for it in train])
+    pred.fit([r.prompt for r in train], [r.tokens for r in train], [r.model for r in train])
     pred.save(out_dir)
     return out_dir, pred
 
@@ -267,10 +282,20 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     train, held = split_by_prompt(items, cfg.requests + cfg.capacity_requests, cfg.seed)
     bench_items, cap_items = held[: cfg.requests], held[cfg.requests :]
     lens = [it.max_tokens for it in bench_items]
+    model_name = cfg.model or (cfg.generator if cfg.engine_url is None else None)
+    if model_name is None:
+        raise ValueError("with engine_url, give the model name that engine serves (model)")
+    cfg = replace(cfg, model=model_name)
+    records = load_alpaca_training(
+        {it.prompt_id for it in train},
+        generators=None if cfg.train_all_generators else {cfg.generator},
+        max_tokens_cap=cfg.max_tokens_cap,
+    )
     log(
         f"workload: {len(bench_items)} AlpacaEval prompts, {cfg.generator} lengths capped at "
         f"{cfg.max_tokens_cap} (mean {sum(lens) / len(lens):.0f} tokens); predictor trained "
-        f"on {len(train)} other prompts"
+        f"on {len(records)} answers to {len(train)} other prompts; requests name model "
+        f"{cfg.model!r}"
     )
     meta: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -285,9 +310,11 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
         / len(bench_items),
     }
     tmp = Path(tempfile.mkdtemp(prefix="ssjf-bench-serve-"))
-    pred_dir, pred = train_predictor(cfg.predictor, train, tmp / "predictor")
+    pred_dir, pred = train_predictor(cfg.predictor, records, tmp / "predictor")
     if pred is not None:
-        est = [float(e.point) for e in pred.predict([it.prompt for it in bench_items])]
+        # As the gateway will: conditioned on the model name the requests carry.
+        prompts = [it.prompt for it in bench_items]
+        est = [float(e.point) for e in pred.predict(prompts, [cfg.model] * len(prompts))]
         meta["predictor_kendall_tau"] = kendall_tau(est, lens)
         log(
             f"predictor {cfg.predictor}: Kendall tau {meta['predictor_kendall_tau']:.3f} on the bench prompts"
@@ -344,6 +371,17 @@ def write_trace(path: Path, results: Sequence[RequestResult]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def estimate_sources(metrics_text: str) -> dict[str, int]:
+    """Counts of ``ssjf_gateway_estimates_total{source=...}`` in a /metrics page."""
+    out: dict[str, int] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("ssjf_gateway_estimates_total{"):
+            labels, _, value = line.rpartition(" ")
+            source = labels.split('source="', 1)[1].split('"', 1)[0]
+            out[source] = int(float(value))
+    return out
+
+
 def config_names(cfg: ServeBenchConfig) -> list[str]:
     """The configs a run compares, FCFS (the baseline) first."""
     return [
@@ -380,7 +418,7 @@ def _start_engines(
                 VllmCpuConfig(
                     model=model,
                     engine_cpus=engine_cpus,
-                    served_model_name=cfg.model,
+                    served_model_name=str(cfg.model),
                     max_num_seqs=cfg.max_num_seqs,
                     extra_args=(
                         "--stream-interval",
@@ -433,7 +471,7 @@ async def _run(
     log: Callable[[str], None],
     started: float,
 ) -> dict[str, Any]:
-    model, ep = cfg.model, cfg.endpoint
+    model, ep = str(cfg.model), cfg.endpoint
     distinct = list(dict.fromkeys(engines.values()))
     # Warm-up: the first requests after start pay one-off costs.
     async with make_client() as client:
@@ -553,6 +591,14 @@ async def _run(
                     f"effective load {fig['effective_load']:.2f}), "
                     f"{fig['errors']} errors"
                 )
+        # Where the SSJF gateways' estimates came from (predictor, or the fallback
+        # after a timeout, error or backlog): a replay on fallbacks is not SSJF.
+        async with make_client() as client:
+            for name, proc in procs.items():
+                resp = await client.get(proc.url + "/metrics")
+                sources = estimate_sources(resp.text)
+                meta.setdefault("estimate_sources", {})[name] = sources
+                log(f"{name}: estimates by source {sources}")
     finally:
         for proc in procs.values():
             proc.stop()

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +48,9 @@ def alpaca_path() -> Path:
     return path
 
 
-def read_alpaca_records(path: Path, generator: str) -> list[dict[str, object]]:
-    """Records of one generator, validated; errors name the file, line and field."""
+def read_alpaca_records(path: Path, generator: str | None) -> list[dict[str, object]]:
+    """Records of one generator (None: every generator), validated; errors name the
+    file, line and field."""
     out: list[dict[str, object]] = []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
@@ -62,8 +63,10 @@ def read_alpaca_records(path: Path, generator: str) -> list[dict[str, object]]:
                 raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            if rec.get("generator") != generator:
+            if generator is not None and rec.get("generator") != generator:
                 continue
+            if generator is None and not isinstance(rec.get("generator"), str):
+                raise ValueError(f"{path}:{lineno}: field 'generator' missing or not str")
             for name, typ in (("instruction", str), ("output_tokens", int), ("prompt_id", int)):
                 if not isinstance(rec.get(name), typ):
                     raise ValueError(
@@ -72,6 +75,37 @@ def read_alpaca_records(path: Path, generator: str) -> list[dict[str, object]]:
             out.append(rec)
     if not out:
         raise ValueError(f"{path}: no records for generator {generator!r}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRecord:
+    """One answer to learn a length from: which prompt, which model, how long."""
+
+    prompt: str
+    model: str
+    tokens: float
+
+
+def load_alpaca_training(
+    prompt_ids: Collection[str],
+    path: Path | None = None,
+    generators: Collection[str] | None = None,
+    max_tokens_cap: int | None = None,
+) -> list[TrainingRecord]:
+    """Every answer to the given prompts (by ``prompt_id``), of every generator or of
+    ``generators``, lengths cut at ``max_tokens_cap``: what a predictor may learn
+    from while the other prompts stay unseen."""
+    ids = set(prompt_ids)
+    out = []
+    for rec in read_alpaca_records(path or alpaca_path(), None):
+        gen = str(rec["generator"])
+        if str(rec["prompt_id"]) not in ids or (generators is not None and gen not in generators):
+            continue
+        tokens = int(rec["output_tokens"])  # type: ignore[call-overload]
+        if max_tokens_cap is not None:
+            tokens = min(tokens, max_tokens_cap)
+        out.append(TrainingRecord(prompt=str(rec["instruction"]), model=gen, tokens=float(tokens)))
     return out
 
 
