@@ -13,7 +13,7 @@ from ssjf.cli.app import bench_app
 
 @bench_app.command("serve")
 def bench_serve_cmd(
-    requests: int = typer.Option(500, "--requests", help="Requests replayed per config and seed."),
+    requests: int = typer.Option(400, "--requests", help="Requests replayed per config and seed."),
     load: float = typer.Option(0.9, "--load", help="Arrival rate as a fraction of capacity."),
     generator: str = typer.Option(
         "gpt-3.5-turbo-1106", "--generator", help="AlpacaEval generator whose lengths to replay."
