@@ -11,8 +11,14 @@ import pytest
 
 from ssjf.predict import make_predictor
 from ssjf.predict.chat_data import load_lmsys, load_sharegpt_json
-from ssjf.predict.data import DataError, load_data, load_prompt_dataset, load_records_file
-from ssjf.predict.split import split_by_prompt
+from ssjf.predict.data import (
+    DataError,
+    LengthData,
+    load_data,
+    load_prompt_dataset,
+    load_records_file,
+)
+from ssjf.predict.split import drop_prompts, prompt_key, split_by_prompt
 from ssjf.predict.truncate import flatten_chat, truncate_text
 
 
@@ -190,3 +196,25 @@ def test_real_sharegpt_sample_loads() -> None:
     assert data.model_names == ["chatgpt"]
     assert all(n >= 1 for n in data.lengths)
     assert data.prompt_ids[0].startswith("sharegpt:")
+
+
+def test_drop_prompts_matches_text_across_ids_case_and_punctuation() -> None:
+    data = LengthData()
+    data.append("Write a poem, please!", 10, "m", "flask:1", "flask")
+    data.append("write a   poem please", 12, "n", "flask:1", "flask")
+    data.append("Write a poem about cats.", 30, "m", "flask:2", "flask")
+    kept, dropped = drop_prompts(data, ["WRITE A POEM, PLEASE"])
+    assert dropped == 2 and kept.prompts == ["Write a poem about cats."]
+    assert prompt_key(" Hi,\n there! ") == "hi there"
+
+
+@needs_data
+def test_predictor_bench_never_trains_on_a_held_out_prompt_text() -> None:
+    """FLASK repeats hundreds of AlpacaEval prompts under its own ids: a split by id
+    alone put some held-out AlpacaEval prompts in training through FLASK."""
+    from ssjf.predict.bench import bench_data
+
+    bd = bench_data()
+    held = {prompt_key(p) for te in bd.tests.values() for p in te.prompts}
+    assert held and not held & {prompt_key(p) for p in bd.train.prompts}
+    assert any("held-out prompt of another dataset" in s for s in bd.train.issues)

@@ -28,7 +28,7 @@ from ssjf.predict.base import Predictor, available_predictors, make_predictor
 from ssjf.predict.data import LengthData, load_prompt_dataset
 from ssjf.predict.latency import measure_latency
 from ssjf.predict.metrics import kendall_tau_b, length_metrics
-from ssjf.predict.split import DEFAULT_SEED, split_by_prompt
+from ssjf.predict.split import DEFAULT_SEED, drop_prompts, split_by_prompt
 
 #: Held-out datasets (scored) and training-only datasets.
 HELD_OUT = ("alpaca_eval", "flask")
@@ -81,6 +81,15 @@ def bench_data(test_frac: float = 0.25, seed: int = DEFAULT_SEED) -> BenchData:
         tests[name] = te
     for name in TRAIN_ONLY:
         train.extend(load_prompt_dataset(name))
+    # Split by id, dataset by dataset, the same text can still sit on both sides
+    # (FLASK repeats hundreds of AlpacaEval prompts): drop it from training.
+    held = [p for te in tests.values() for p in te.prompts]
+    train, dropped = drop_prompts(train, held)
+    if dropped:
+        train.issues.append(
+            f"{dropped} training records dropped: their prompt is a held-out prompt of "
+            "another dataset"
+        )
     train.unit = tests[HELD_OUT[0]].unit
     return BenchData(train=train, tests=tests)
 

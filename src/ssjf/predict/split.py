@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -31,3 +33,22 @@ def split_by_prompt(
     train = [i for i, p in enumerate(data.prompt_ids) if p not in test_ids]
     test = [i for i, p in enumerate(data.prompt_ids) if p in test_ids]
     return data.subset(train), data.subset(test)
+
+
+_NON_WORD = re.compile(r"\W+")
+
+
+def prompt_key(text: str) -> str:
+    """A prompt's identity across datasets: lower case, runs of non-word characters
+    as one space. FLASK carries 268 AlpacaEval instructions verbatim and ~160 more
+    that differ only in spacing or punctuation."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+def drop_prompts(data: LengthData, prompts: Iterable[str]) -> tuple[LengthData, int]:
+    """``data`` without the records whose prompt is one of ``prompts`` (by
+    :func:`prompt_key`), and how many were dropped: a held-out prompt must not be
+    trained on through another dataset that carries it under another id."""
+    keys = {prompt_key(p) for p in prompts}
+    keep = [i for i, p in enumerate(data.prompts) if prompt_key(p) not in keys]
+    return data.subset(keep), len(data) - len(keep)
