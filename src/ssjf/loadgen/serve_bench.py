@@ -132,13 +132,14 @@ class ServeBenchConfig:
     #: server to the others. Off by default: on the 2-vCPU VM it did not steady the
     #: engine's speed, and with everything else squeezed onto one core the engine ran
     #: 8-16% slower in every config but plain FCFS (docs/bench_serve.md, run 13).
-    #: Needs 2+ CPUs; ignored with ``engine_url``.
+    #: Needs 2+ CPUs; ignored with ``engine_url``. Side by side (below) the engines'
+    #: compute is always pinned, all of it to the same CPU.
     pin_engine: bool = False
     #: One engine per config, all started alike, their model compute sharing one CPU
     #: (the last; API servers, gateways and load generator on the others), and the
     #: configs' replays of a seed run *at the same time*, each on its own engine. The
     #: shared VMs this runs on switch each vCPU between a fast and a ~1.6x slower
-    #: speed for seconds to minutes at a time (docs/bench_serve.md, "Host speed"):
+    #: speed for seconds to minutes at a time (docs/bench_serve.md, "The host's speed"):
     #: one config after another, each replay met a different host, and at load 0.9 a
     #: 10-20% slower engine decided a replay more than its policy did. Side by side,
     #: the kernel time-slices the one CPU evenly among the engines (4 busy processes
