@@ -102,7 +102,10 @@ def test_bench_serve_side_by_side_starts_an_engine_per_config(engine: Engine) ->
         latency_requests=5,
         gateway={"predictor_timeout_ms": 10_000},
     )
+    cpus = os.sched_getaffinity(0)
     out = run_serve_bench(cfg, log=lambda m: None)
+    # The bench moved this process off the engines' CPU while it ran, not for good.
+    assert os.sched_getaffinity(0) == cpus
     meta = out["meta"]
     assert meta["side_by_side"] is True and meta["engines"] == 3
     # Capacity: every engine measured over the same window, one figure each.
@@ -111,7 +114,7 @@ def test_bench_serve_side_by_side_starts_an_engine_per_config(engine: Engine) ->
     assert all(t > 0 for t in cap["per_engine_tokens_per_s"])
     assert cap["tokens_per_s"] == pytest.approx(sum(cap["per_engine_tokens_per_s"]) / 3)
     if meta["engine_cpus"] is not None:  # 2+ CPUs: the engines' compute shares the last one
-        assert meta["engine_cpus"] == [max(os.sched_getaffinity(0))]
+        assert meta["engine_cpus"] == [max(cpus)]
     assert [r["config"] for r in out["configs"]] == list(CONFIG_NAMES)
     for row in out["configs"]:
         assert row["ok"] == 6 and row["errors"] == 0 and row["exact_tokens"] == 1.0

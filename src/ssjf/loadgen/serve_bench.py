@@ -328,6 +328,9 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     names = config_names(cfg)
     side_by_side = cfg.side_by_side and not cfg.engine_url
     servers: list[VllmCpuServer] = []
+    # Pinning the engines moves this process off their CPU; give the caller its
+    # CPUs back afterwards.
+    affinity = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     try:
         if cfg.engine_url:
             url = cfg.engine_url.rstrip("/")
@@ -354,6 +357,8 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     finally:
         for server in servers:
             server.stop()
+        if affinity is not None:
+            set_affinity_all_threads(os.getpid(), affinity)
 
 
 def write_trace(path: Path, results: Sequence[RequestResult]) -> None:
