@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -17,25 +18,32 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 KEYS = {"config", "jct_mean", "jct_p99", "ttft_mean", "throughput_rps", "added_latency_p50_ms"}
 
 
+def _small_config(**settings: Any) -> ServeBenchConfig:
+    """A handful of short requests at half load; ``settings`` add to or override it."""
+    base: dict[str, Any] = {
+        "requests": 6,
+        "load": 0.5,
+        "max_tokens_cap": 32,
+        "max_num_seqs": ENGINE_SLOTS,
+        "predictor": "tfidf",
+        "capacity_requests": 6,
+        "latency_requests": 5,
+        # The test engine runs one slot and long contexts; keep the gateway's
+        # predictor patient on a loaded machine.
+        "gateway": {"predictor_timeout_ms": 10_000},
+    }
+    return ServeBenchConfig(**{**base, **settings})
+
+
 def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
     if data_dir() is None:
         pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
-    cfg = ServeBenchConfig(
-        requests=6,
+    cfg = _small_config(
         seeds=2,
         fcfs_gateway=True,
-        load=0.5,
-        max_tokens_cap=32,
-        max_num_seqs=ENGINE_SLOTS,
-        predictor="tfidf",
         train_all_generators=False,  # quick; the side-by-side test trains on all
-        capacity_requests=6,
-        latency_requests=5,
         engine_url=engine.url,
         model="tiny",
-        # The test engine runs one slot and long contexts; keep the gateway's
-        # predictor patient on a loaded machine.
-        gateway={"predictor_timeout_ms": 10_000},
     )
     out = run_serve_bench(cfg, log=lambda m: None)
     names = [r["config"] for r in out["configs"]]
@@ -90,18 +98,7 @@ def test_bench_serve_side_by_side_starts_an_engine_per_config(engine: Engine) ->
         pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
     if engine.server is None:
         pytest.skip("SSJF_TEST_ENGINE_URL given: this test starts engines of its own")
-    cfg = ServeBenchConfig(
-        requests=6,
-        seeds=1,
-        oracle=False,
-        load=0.5,
-        max_tokens_cap=32,
-        max_num_seqs=ENGINE_SLOTS,
-        predictor="tfidf",
-        capacity_requests=6,
-        latency_requests=5,
-        gateway={"predictor_timeout_ms": 10_000},
-    )
+    cfg = _small_config(seeds=1, oracle=False)
     cpus = os.sched_getaffinity(0)
     out = run_serve_bench(cfg, log=lambda m: None)
     # The bench moved this process off the engines' CPU while it ran, not for good.
