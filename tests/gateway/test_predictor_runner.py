@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from ssjf.estimate import LengthEstimate
 from ssjf.gateway.predictor_runner import PredictorRunner
 
@@ -93,3 +95,62 @@ def test_backlog_skips_the_predictor():
     sources = [s for _, s in out]
     assert sources.count("backlog") >= 12 - PredictorRunner.MAX_BACKLOG
     assert all(e.point == 77.0 for e, _ in out)
+
+
+class LoadsOnFirstUse:
+    """Like an encoder predictor: the first call loads the model (slow), later ones are fast."""
+
+    def __init__(self, load_s: float) -> None:
+        self.load_s = load_s
+        self.loaded = False
+        self.prompts: list[str] = []
+
+    def predict(self, prompts, models=None):
+        if not self.loaded:
+            time.sleep(self.load_s)
+            self.loaded = True
+        self.prompts += prompts
+        return [LengthEstimate(point=42.0) for _ in prompts]
+
+
+def _gateway(predictor):
+    from ssjf.gateway.app import Gateway
+    from ssjf.gateway.config import load_config
+
+    cfg = load_config(None, {"upstreams": ["http://127.0.0.1:9"], "predictor_timeout_ms": 50})
+    return Gateway(cfg, predictor=predictor)
+
+
+def test_gateway_start_warms_the_predictor_so_first_requests_are_predicted():
+    pred = LoadsOnFirstUse(load_s=0.3)
+    cold = _runner(LoadsOnFirstUse(load_s=0.3), timeout_s=0.05)
+
+    async def run():
+        # Without a warm-up, the first request pays the load and falls back.
+        _, cold_src = await cold.estimate("x", None)
+        gw = _gateway(pred)
+        await gw.start()
+        try:
+            assert gw.runner is not None
+            first = await gw.runner.estimate("first request", None)
+        finally:
+            await gw.stop()
+        return cold_src, first
+
+    cold_src, (est, src) = asyncio.run(run())
+    cold.close()
+    assert cold_src == "timeout"
+    assert (est.point, src) == (42.0, "predictor")
+    assert pred.prompts[0].startswith("Warm-up") and pred.prompts[1:] == ["first request"]
+
+
+def test_gateway_refuses_to_start_with_a_predictor_that_cannot_predict():
+    async def run():
+        gw = _gateway(Broken())
+        try:
+            await gw.start()
+        finally:
+            await gw.stop()
+
+    with pytest.raises(RuntimeError, match=r"warm-up.*boom"):
+        asyncio.run(run())

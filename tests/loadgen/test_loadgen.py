@@ -158,3 +158,57 @@ def test_kendall_tau_small_cases() -> None:
     assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
     assert kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+
+
+def test_exported_workload_replays_in_the_simulator(tmp_path: Path) -> None:
+    from ssjf.loadgen.serve_bench import export_workload
+    from ssjf.workload.sources import load_table, parse_columns
+
+    items = [
+        WorkItem(
+            id=f"alpaca-{i}", prompt=f"prompt {i}", max_tokens=n, true_tokens=t, prompt_id=str(i)
+        )
+        for i, (n, t) in enumerate([(10, 10), (512, 900), (77, 77)])
+    ]
+    path = tmp_path / "w" / "bench.jsonl"
+    export_workload(path, items, [12.5, 300.0, 60.0])
+    pool = load_table(path, parse_columns("predicted=predicted"))
+    assert pool.output_tokens.tolist() == [10, 512, 77]  # the replayed (capped) lengths
+    assert pool.prompts == ["prompt 0", "prompt 1", "prompt 2"]
+    assert pool.estimates is not None
+    assert [e.point for e in pool.estimates] == [12.5, 300.0, 60.0]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["true_tokens"] for r in rows] == [10, 900, 77]
+    # Without a predictor the rows carry no estimate; a count mismatch is refused.
+    export_workload(path, items, None)
+    assert "predicted" not in json.loads(path.read_text().splitlines()[0])
+    with pytest.raises(ValueError, match="2 estimates for 3 items"):
+        export_workload(path, items, [1.0, 2.0])
+
+
+def test_bench_serve_export_only_writes_the_workload_and_starts_no_engine(tmp_path: Path) -> None:
+    from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
+    from ssjf.loadgen.workload import data_dir
+
+    if data_dir() is None:
+        pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
+    pytest.importorskip("sklearn", reason="the tfidf family needs scikit-learn")
+    with pytest.raises(ValueError, match="export_only needs export_workload"):
+        run_serve_bench(ServeBenchConfig(export_only=True), log=lambda m: None)
+    path = tmp_path / "bench.jsonl"
+    cfg = ServeBenchConfig(
+        requests=30,
+        predictor="tfidf",
+        train_all_generators=False,
+        export_workload=path,
+        export_only=True,
+        engine_url="http://127.0.0.1:9",  # never contacted
+        model="gpt-3.5-turbo-1106",
+    )
+    out = run_serve_bench(cfg, log=lambda m: None)
+    assert out["configs"] == []
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 30 and len({r["prompt_id"] for r in rows}) == 30
+    assert all(1 <= r["output_tokens"] <= 512 and r["predicted"] > 0 for r in rows)
+    tau = kendall_tau([r["predicted"] for r in rows], [r["output_tokens"] for r in rows])
+    assert tau == pytest.approx(out["meta"]["predictor_kendall_tau"])

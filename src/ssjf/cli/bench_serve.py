@@ -21,7 +21,13 @@ def bench_serve_cmd(
     max_tokens_cap: int = typer.Option(512, "--max-tokens-cap", help="Cap on output lengths."),
     max_num_seqs: int = typer.Option(2, "--max-num-seqs", help="vLLM --max-num-seqs."),
     predictor: str = typer.Option(
-        "tfidf", "--predictor", help="ssjf.predict family trained on other prompts, or none."
+        "tfidf-embed", "--predictor", help="ssjf.predict family trained on other prompts, or none."
+    ),
+    predictor_timeout_ms: float = typer.Option(
+        1000.0,
+        "--predictor-timeout-ms",
+        min=1.0,
+        help="The gateways' predictor time box (a late prediction falls back).",
     ),
     train_all_generators: bool = typer.Option(
         True,
@@ -71,6 +77,16 @@ def bench_serve_cmd(
     trace_dir: Path | None = typer.Option(
         None, "--trace-dir", help="Write every request of every replay here (JSONL per replay)."
     ),
+    export_workload: Path | None = typer.Option(
+        None,
+        "--export-workload",
+        help="Write the replayed prompts, lengths and estimates as JSONL for ssjf simulate.",
+    ),
+    export_only: bool = typer.Option(
+        False,
+        "--export-only",
+        help="Only train the predictor and write --export-workload; start no engine.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
@@ -89,6 +105,7 @@ def bench_serve_cmd(
         max_num_seqs=max_num_seqs,
         queue_slack=queue_slack,
         predictor=predictor,
+        predictor_timeout_ms=predictor_timeout_ms,
         train_all_generators=train_all_generators,
         oracle=oracle,
         fcfs_gateway=fcfs_gateway,
@@ -103,6 +120,8 @@ def bench_serve_cmd(
         pin_engine=pin_engine,
         side_by_side=side_by_side,
         trace_dir=trace_dir,
+        export_workload=export_workload,
+        export_only=export_only,
     )
     try:
         out = run_serve_bench(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
@@ -110,6 +129,13 @@ def bench_serve_cmd(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     meta = out["meta"]
+    if export_only:
+        tau = meta.get("predictor_kendall_tau")
+        typer.echo(
+            f"wrote {export_workload}"
+            + (f" (predictor Kendall tau {tau:.3f} on the bench prompts)" if tau else "")
+        )
+        return
     table = Table(
         title=(
             f"bench serve: {requests} requests x {seeds} seeds at {load:.2f} x capacity "

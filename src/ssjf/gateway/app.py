@@ -110,6 +110,17 @@ class Gateway:
         """Open the upstream connection pool (inside the serving event loop)."""
         import httpx
 
+        if self.runner is not None:
+            try:
+                seconds = await self.runner.warm_up()
+            except Exception as e:
+                # A predictor that cannot predict once at start would send every
+                # request to the fallback: refuse to start instead of degrading silently.
+                raise RuntimeError(
+                    f"predictor {self.config.predictor or type(self.runner.predictor).__name__!r} "
+                    f"failed its warm-up prediction: {e!r}"
+                ) from e
+            log.info("predictor warmed up in %.2f s", seconds)
         if self.traffic is not None:
             self._flusher = asyncio.ensure_future(self._flush_traffic())
 

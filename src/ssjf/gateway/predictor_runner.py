@@ -92,6 +92,20 @@ class PredictorRunner:
             return self.fallback, "error"
         return est, "predictor"
 
+    async def warm_up(self) -> float:
+        """One prediction before serving; its seconds. Raises what the predictor raises.
+
+        Predictors load their heavy parts on first use (a sentence encoder takes
+        ~3 s to load on a CPU): without this, the first requests after a start
+        would all time out into the fallback estimate, and the ones behind them
+        into the backlog skip.
+        """
+        loop = asyncio.get_running_loop()
+        models: list[str | None] = [None]
+        t0 = time.perf_counter()
+        await loop.run_in_executor(self._executor, self._predict, ["Warm-up: say hello."], models)
+        return time.perf_counter() - t0
+
     def _flush(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
