@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -88,6 +89,9 @@ def test_bench_serve_small_run_reports_every_config(engine: Engine) -> None:
         # is positive and, at a requested 0.5, well below overload.
         assert all(r["engine_busy_tokens_per_s"] > 0 for r in row["runs"])
         assert all(0 < r["effective_load"] < 1.5 for r in row["runs"])
+        # Its speed with every slot busy (NaN when a light replay never filled them).
+        full = [r["engine_full_tokens_per_s"] for r in row["runs"]]
+        assert all(f > 0 or math.isnan(f) for f in full)
     assert -1.0 <= out["meta"]["predictor_kendall_tau"] <= 1.0
 
 

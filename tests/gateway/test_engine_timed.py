@@ -10,7 +10,12 @@ from collections.abc import Callable
 import pytest
 
 from ssjf.loadgen.client import RequestResult, make_client, send_one
-from ssjf.loadgen.stats import engine_busy_tokens_per_s, engine_timed_jct, summarize
+from ssjf.loadgen.stats import (
+    engine_busy_tokens_per_s,
+    engine_full_tokens_per_s,
+    engine_timed_jct,
+    summarize,
+)
 from ssjf.loadgen.workload import WorkItem
 
 from .conftest import RunningGateway
@@ -56,6 +61,39 @@ def test_engine_busy_rate_is_tokens_over_the_union_of_service_intervals() -> Non
     failed = req(30.0, 1000.0, 50, ok=False)
     assert engine_busy_tokens_per_s([*results, inner, untimed, failed]) == pytest.approx(440 / 4.0)
     assert math.isnan(engine_busy_tokens_per_s([untimed]))
+
+
+def _served(start: float, end: float, tokens: int) -> RequestResult:
+    r = RequestResult(id="r", max_tokens=tokens, sent=0.0, end=end, ok=True)
+    r.completion_tokens = tokens
+    r.extra["engine_metrics"] = {
+        "queue_time_ms": 0.0,
+        "time_to_first_token_ms": 0.0,
+        "generation_time_ms": (end - start) * 1e3,
+    }
+    return r
+
+
+def test_full_slots_rate_counts_only_the_time_every_slot_was_busy() -> None:
+    # Alone a request runs at 100 tokens/s, two together at 60 each (120 in all):
+    # [0, 1] alone (100 tokens), [1, 3] two at once (2 x 120 tokens, each request
+    # spread evenly over its own span), then [3, 4] alone again.
+    a = _served(0.0, 3.0, 100 + 120)  # 220 tokens over 3 s: 73.3 tokens/s on average
+    b = _served(1.0, 4.0, 120 + 100)
+    # The spread-evenly assumption gives 220/3 + 220/3 over the overlap.
+    assert engine_full_tokens_per_s([a, b], slots=2) == pytest.approx(2 * 220 / 3)
+    # One slot: all 4 busy seconds count, 440 tokens; the busy rate agrees.
+    assert engine_full_tokens_per_s([a, b], slots=1) == pytest.approx(440 / 4)
+    assert engine_busy_tokens_per_s([a, b]) == pytest.approx(440 / 4)
+    # A request ending exactly when another starts does not overlap it.
+    c, d = _served(10.0, 11.0, 50), _served(11.0, 12.0, 50)
+    assert math.isnan(engine_full_tokens_per_s([c, d], slots=2))
+    # Three at once with two slots: the full-occupancy time is the 3-way overlap
+    # plus the 2-way parts.
+    e, f, g = _served(0.0, 2.0, 200), _served(0.0, 2.0, 200), _served(1.0, 2.0, 50)
+    assert engine_full_tokens_per_s([e, f, g], slots=2) == pytest.approx(450 / 2)
+    with pytest.raises(ValueError, match="slots"):
+        engine_full_tokens_per_s([a], slots=0)
 
 
 def test_client_reads_engine_timings_and_the_gateway_queue_wait(

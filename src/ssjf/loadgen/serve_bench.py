@@ -48,7 +48,12 @@ from ssjf.engines.vllm_cpu import (
 from ssjf.loadgen.capacity import measure_shared_token_throughput
 from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
-from ssjf.loadgen.stats import engine_busy_tokens_per_s, percentile, summarize
+from ssjf.loadgen.stats import (
+    engine_busy_tokens_per_s,
+    engine_full_tokens_per_s,
+    percentile,
+    summarize,
+)
 from ssjf.loadgen.workload import (
     TrainingRecord,
     WorkItem,
@@ -233,7 +238,7 @@ async def added_latency(
 
 
 def _run_figures(
-    seed: int, results: Sequence[RequestResult], offered_tokens_per_s: float
+    seed: int, results: Sequence[RequestResult], offered_tokens_per_s: float, slots: int
 ) -> dict[str, Any]:
     """One config's replay for one seed: its summary and the engine's token rate."""
     sm = summarize(results)
@@ -241,6 +246,7 @@ def _run_figures(
     span = max(r.end for r in ok) - min(r.sent for r in results) if ok else math.nan
     tokens = sum(r.completion_tokens or 0 for r in ok)
     busy = engine_busy_tokens_per_s(results)
+    full = engine_full_tokens_per_s(results, slots)
     return {
         "seed": seed,
         "jct_mean": sm.jct_mean,
@@ -263,6 +269,12 @@ def _run_figures(
         # faster during the replay, this moves (and queueing delay with it, steeply
         # near 1).
         "effective_load": offered_tokens_per_s / busy if busy > 0 else math.nan,
+        # The engine's speed while every slot was busy, as the capacity probe runs it,
+        # and the offered load against that: the replay's load in the probe's terms.
+        # Side by side it can exceed the probe's figure (an engine gets more of the
+        # shared CPU while another is idle), and then the replay ran below ``load``.
+        "engine_full_tokens_per_s": full,
+        "load_at_full_speed": offered_tokens_per_s / full if full > 0 else math.nan,
         "ok": sm.ok,
         "errors": sm.errors,
     }
@@ -642,14 +654,16 @@ async def _run(
                 if cfg.trace_dir is not None:
                     write_trace(cfg.trace_dir / f"{name}.seed{seed}.jsonl", res)
                 results[name].extend(res)
-                fig = _run_figures(seed, res, offered)
+                fig = _run_figures(seed, res, offered, cfg.max_num_seqs)
                 runs[name].append(fig)
                 log(
                     f"seed {seed} {name}: mean {fig['jct_mean']:.2f} s "
                     f"(engine-timed {fig['engine_jct_mean']:.2f} s), "
                     f"{fig['tokens_per_s']:.0f} tokens/s ({fig['kept_up']:.2f} of offered; "
                     f"engine busy at {fig['engine_busy_tokens_per_s']:.0f} tokens/s: "
-                    f"effective load {fig['effective_load']:.2f}), "
+                    f"effective load {fig['effective_load']:.2f}; "
+                    f"{fig['engine_full_tokens_per_s']:.0f} tokens/s with every slot busy: "
+                    f"load {fig['load_at_full_speed']:.2f} of that), "
                     f"{fig['errors']} errors"
                 )
         # Where the SSJF gateways' estimates came from (predictor, or the fallback

@@ -76,8 +76,20 @@ def engine_busy_tokens_per_s(results: Sequence[RequestResult]) -> float:
     (host drift or an effect of the policy: not settled, docs/bench_serve.md).
     NaN when the engine did not report its timings.
     """
-    spans: list[tuple[float, float]] = []
-    tokens = 0
+    spans = _service_spans(results)
+    tokens = sum(n for _, _, n in spans)
+    busy, reach = 0.0, -math.inf
+    for start, end, _ in sorted(spans):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return tokens / busy if busy > 0 else math.nan
+
+
+def _service_spans(results: Sequence[RequestResult]) -> list[tuple[float, float, int]]:
+    """(start, end, tokens) of each timed request's service (prefill + decode) on the
+    client's clock: vLLM's per-request metrics, placed to end when its answer ended."""
+    spans: list[tuple[float, float, int]] = []
     for r in results:
         m = r.extra.get("engine_metrics")
         if not r.ok or not isinstance(m, dict):
@@ -85,14 +97,42 @@ def engine_busy_tokens_per_s(results: Sequence[RequestResult]) -> float:
         first, gen = m.get("time_to_first_token_ms"), m.get("generation_time_ms", 0.0)
         if not isinstance(first, int | float) or not isinstance(gen, int | float):
             continue
-        spans.append((r.end - (float(first) + float(gen)) / 1e3, r.end))
-        tokens += r.completion_tokens or 0
-    busy, reach = 0.0, -math.inf
-    for start, end in sorted(spans):
-        if end > reach:
-            busy += end - max(start, reach)
-            reach = end
-    return tokens / busy if busy > 0 else math.nan
+        spans.append((r.end - (float(first) + float(gen)) / 1e3, r.end, r.completion_tokens or 0))
+    return spans
+
+
+def engine_full_tokens_per_s(results: Sequence[RequestResult], slots: int) -> float:
+    """Tokens per second while at least ``slots`` requests were in service at once.
+
+    The capacity probe measures the engine with every slot busy; in a replay the
+    engine also spends time with fewer (1 of 2 slots: about half the tokens/s on the
+    CPU engine), so the busy speed above mixes both and reads lower. This is the
+    replay's speed at full occupancy, the one to hold the offered load against: it
+    says how loaded the replay really was in the probe's terms. Each request's
+    tokens are spread evenly over its service span. NaN when the replay never had
+    ``slots`` requests in service, or the engine reported no timings.
+    """
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    spans = [(a, b, n) for a, b, n in _service_spans(results) if b > a]
+    events = sorted(
+        [(a, 1, i) for i, (a, _, _) in enumerate(spans)]
+        + [(b, -1, i) for i, (_, b, _) in enumerate(spans)]
+    )
+    active: set[int] = set()
+    full_time = full_tokens = 0.0
+    last = -math.inf
+    for t, kind, i in events:
+        if len(active) >= slots and t > last:
+            dt = t - last
+            full_time += dt
+            full_tokens += dt * sum(spans[j][2] / (spans[j][1] - spans[j][0]) for j in active)
+        last = t
+        if kind > 0:
+            active.add(i)
+        else:
+            active.discard(i)
+    return full_tokens / full_time if full_time > 0 else math.nan
 
 
 def summarize(results: Sequence[RequestResult]) -> LatencySummary:
