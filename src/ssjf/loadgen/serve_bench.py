@@ -99,10 +99,11 @@ class ServeBenchConfig:
     #: Predictor family from ssjf.predict trained on the *other* prompts, or "none".
     #: tfidf-embed (TF-IDF + MiniLM sentence embeddings) ranks the bench prompts
     #: better than tfidf (Kendall tau 0.501 against 0.459, both trained on every
-    #: generator); the simulator, with this engine's step costs, puts SSJF at -24%
-    #: against -22% on the bench's 400 requests (docs/bench_serve.md). Its encoder
-    #: takes ~16 ms a prompt on a quiet core, more on the core the gateways share
-    #: with the engines' API servers: see ``predictor_timeout_ms``.
+    #: generator); the simulator, with this engine's step costs, puts SSJF at
+    #: -24.3% against -22.3% at load 0.9 on the bench's 400 requests
+    #: (docs/bench_serve.md). Its encoder takes ~16 ms a prompt on a quiet core,
+    #: more on the core the gateways share with the engines' API servers: see
+    #: ``predictor_timeout_ms``.
     predictor: str = "tfidf-embed"
     #: The gateways' predictor time box (GatewayConfig.predictor_timeout_ms; its
     #: default of 50 ms suits a predictor with a core of its own). Here the gateways

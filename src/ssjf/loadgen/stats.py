@@ -105,8 +105,8 @@ def engine_full_tokens_per_s(results: Sequence[RequestResult], slots: int) -> fl
     """Tokens per second while at least ``slots`` requests were in service at once.
 
     The capacity probe measures the engine with every slot busy; in a replay the
-    engine also spends time with fewer (1 of 2 slots: about half the tokens/s on the
-    CPU engine), so the busy speed above mixes both and reads lower. This is the
+    engine also spends time with fewer (1 of 2 slots: about two thirds of the
+    tokens/s on the CPU engine), so the busy speed above mixes both and reads lower. This is the
     replay's speed at full occupancy, the one to hold the offered load against: it
     says how loaded the replay really was in the probe's terms. Each request's
     tokens are spread evenly over its service span. NaN when the replay never had
