@@ -117,13 +117,14 @@ def _gateway(predictor):
     from ssjf.gateway.app import Gateway
     from ssjf.gateway.config import load_config
 
-    cfg = load_config(None, {"upstreams": ["http://127.0.0.1:9"], "predictor_timeout_ms": 50})
+    # 0.5 s: ample for a loaded prediction on a busy CI machine, well short of a load.
+    cfg = load_config(None, {"upstreams": ["http://127.0.0.1:9"], "predictor_timeout_ms": 500})
     return Gateway(cfg, predictor=predictor)
 
 
 def test_gateway_start_warms_the_predictor_so_first_requests_are_predicted():
-    pred = LoadsOnFirstUse(load_s=0.3)
-    cold = _runner(LoadsOnFirstUse(load_s=0.3), timeout_s=0.05)
+    pred = LoadsOnFirstUse(load_s=1.0)
+    cold = _runner(LoadsOnFirstUse(load_s=1.0), timeout_s=0.5)
 
     async def run():
         # Without a warm-up, the first request pays the load and falls back.
