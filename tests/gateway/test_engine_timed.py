@@ -43,44 +43,35 @@ def test_engine_timed_jct_adds_the_phases_and_the_gateway_wait() -> None:
     assert summarize([_res({"engine_metrics": m})]).engine_jct_mean == pytest.approx(0.5)
 
 
-def test_engine_busy_rate_is_tokens_over_the_union_of_service_intervals() -> None:
-    def req(end: float, service_ms: float, tokens: int, ok: bool = True) -> RequestResult:
-        r = RequestResult(id="r", max_tokens=tokens, sent=0.0, end=end, ok=ok)
-        r.completion_tokens = tokens
-        m = {"queue_time_ms": 1.0, "time_to_first_token_ms": 10.0}
-        m["generation_time_ms"] = service_ms - 10.0
-        r.extra["engine_metrics"] = m
-        return r
-
-    # Services [1, 3] and [2, 4] overlap (busy 3 s), [10, 11] is apart (1 s): 4 s busy.
-    results = [req(3.0, 2000.0, 100), req(4.0, 2000.0, 100), req(11.0, 1000.0, 200)]
-    assert engine_busy_tokens_per_s(results) == pytest.approx(400 / 4.0)
-    # An interval inside another adds no busy time; failed or untimed requests are left out.
-    inner = req(3.5, 500.0, 40)
-    untimed = RequestResult(id="u", max_tokens=9, sent=0.0, end=20.0, ok=True, completion_tokens=9)
-    failed = req(30.0, 1000.0, 50, ok=False)
-    assert engine_busy_tokens_per_s([*results, inner, untimed, failed]) == pytest.approx(440 / 4.0)
-    assert math.isnan(engine_busy_tokens_per_s([untimed]))
-
-
-def _served(start: float, end: float, tokens: int) -> RequestResult:
-    r = RequestResult(id="r", max_tokens=tokens, sent=0.0, end=end, ok=True)
+def _served(start: float, end: float, tokens: int, ok: bool = True) -> RequestResult:
+    """A request whose engine service (first token + generation) spans [start, end]."""
+    r = RequestResult(id="r", max_tokens=tokens, sent=0.0, end=end, ok=ok)
     r.completion_tokens = tokens
     r.extra["engine_metrics"] = {
-        "queue_time_ms": 0.0,
-        "time_to_first_token_ms": 0.0,
-        "generation_time_ms": (end - start) * 1e3,
+        "queue_time_ms": 1.0,
+        "time_to_first_token_ms": 10.0,
+        "generation_time_ms": (end - start) * 1e3 - 10.0,
     }
     return r
 
 
+def test_engine_busy_rate_is_tokens_over_the_union_of_service_intervals() -> None:
+    # Services [1, 3] and [2, 4] overlap (busy 3 s), [10, 11] is apart (1 s): 4 s busy.
+    results = [_served(1.0, 3.0, 100), _served(2.0, 4.0, 100), _served(10.0, 11.0, 200)]
+    assert engine_busy_tokens_per_s(results) == pytest.approx(400 / 4.0)
+    # An interval inside another adds no busy time; failed or untimed requests are left out.
+    inner = _served(3.0, 3.5, 40)
+    untimed = RequestResult(id="u", max_tokens=9, sent=0.0, end=20.0, ok=True, completion_tokens=9)
+    failed = _served(29.0, 30.0, 50, ok=False)
+    assert engine_busy_tokens_per_s([*results, inner, untimed, failed]) == pytest.approx(440 / 4.0)
+    assert math.isnan(engine_busy_tokens_per_s([untimed]))
+
+
 def test_full_slots_rate_counts_only_the_time_every_slot_was_busy() -> None:
-    # Alone a request runs at 100 tokens/s, two together at 60 each (120 in all):
-    # [0, 1] alone (100 tokens), [1, 3] two at once (2 x 120 tokens, each request
-    # spread evenly over its own span), then [3, 4] alone again.
-    a = _served(0.0, 3.0, 100 + 120)  # 220 tokens over 3 s: 73.3 tokens/s on average
-    b = _served(1.0, 4.0, 120 + 100)
-    # The spread-evenly assumption gives 220/3 + 220/3 over the overlap.
+    # [0, 3] and [1, 4], 220 tokens each, spread evenly over their spans (73.3
+    # tokens/s apiece): both slots busy during [1, 3] only, at 2 x 73.3 tokens/s.
+    a = _served(0.0, 3.0, 220)
+    b = _served(1.0, 4.0, 220)
     assert engine_full_tokens_per_s([a, b], slots=2) == pytest.approx(2 * 220 / 3)
     # One slot: all 4 busy seconds count, 440 tokens; the busy rate agrees.
     assert engine_full_tokens_per_s([a, b], slots=1) == pytest.approx(440 / 4)

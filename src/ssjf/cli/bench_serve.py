@@ -133,7 +133,11 @@ def bench_serve_cmd(
         tau = meta.get("predictor_kendall_tau")
         typer.echo(
             f"wrote {export_workload}"
-            + (f" (predictor Kendall tau {tau:.3f} on the bench prompts)" if tau else "")
+            + (
+                f" (predictor Kendall tau {tau:.3f} on the bench prompts)"
+                if tau is not None
+                else ""
+            )
         )
         return
     table = Table(

@@ -106,32 +106,31 @@ def engine_full_tokens_per_s(results: Sequence[RequestResult], slots: int) -> fl
 
     The capacity probe measures the engine with every slot busy; in a replay the
     engine also spends time with fewer (1 of 2 slots: about two thirds of the
-    tokens/s on the CPU engine), so the busy speed above mixes both and reads lower. This is the
-    replay's speed at full occupancy, the one to hold the offered load against: it
-    says how loaded the replay really was in the probe's terms. Each request's
-    tokens are spread evenly over its service span. NaN when the replay never had
-    ``slots`` requests in service, or the engine reported no timings.
+    tokens/s on the CPU engine), so the busy speed above mixes both and reads
+    lower. This is the replay's speed at full occupancy, the one to hold the
+    offered load against: how loaded the replay really was in the probe's terms.
+    Each request's tokens are spread evenly over its service span. NaN when the
+    replay never had ``slots`` requests in service, or the engine reported no timings.
     """
     if slots < 1:
         raise ValueError(f"slots must be >= 1, got {slots}")
-    spans = [(a, b, n) for a, b, n in _service_spans(results) if b > a]
-    events = sorted(
-        [(a, 1, i) for i, (a, _, _) in enumerate(spans)]
-        + [(b, -1, i) for i, (_, b, _) in enumerate(spans)]
-    )
-    active: set[int] = set()
+    # Sweep the span ends in time order (an end before a start at the same moment:
+    # back-to-back requests do not overlap), keeping the in-service count and rate.
+    events: list[tuple[float, int, float]] = []
+    for a, b, n in _service_spans(results):
+        if b > a:
+            events += [(a, 1, n / (b - a)), (b, -1, n / (b - a))]
+    events.sort(key=lambda e: (e[0], e[1]))
+    active, rate = 0, 0.0
     full_time = full_tokens = 0.0
     last = -math.inf
-    for t, kind, i in events:
-        if len(active) >= slots and t > last:
-            dt = t - last
-            full_time += dt
-            full_tokens += dt * sum(spans[j][2] / (spans[j][1] - spans[j][0]) for j in active)
+    for t, step, r in events:
+        if active >= slots:
+            full_time += t - last
+            full_tokens += (t - last) * rate
         last = t
-        if kind > 0:
-            active.add(i)
-        else:
-            active.discard(i)
+        active += step
+        rate += step * r
     return full_tokens / full_time if full_time > 0 else math.nan
 
 
