@@ -40,21 +40,41 @@ class GatewayConfig(BaseModel):
     #: orders by priority); a number = hold requests in the gateway's policy-ordered
     #: queue, which keeps the choice open (vLLM never evicts a running request).
     max_in_flight: int | None = Field(default=None, ge=1)
+    #: With max_in_flight unset (the engine orders by priority), still forward at most
+    #: this many requests per replica; more wait in the gateway queue, then 429. An
+    #: engine's own waiting queue is unbounded: this is the admission control there.
+    engine_max_concurrency: int = Field(default=256, ge=1)
 
     # --- scheduling -------------------------------------------------------------------
     #: Same registry as the simulator; oracle policies are refused (no true lengths here).
     policy: str = "ssjf"
     policy_params: dict[str, Any] = Field(default_factory=dict)
     #: Starvation guard (see ssjf.queue.StarvationGuard); None/None disables it. 60 s caps
-    #: how long a long request can be overtaken by a stream of short ones.
+    #: how long a long request can be overtaken by a stream of short ones. wait_factor k
+    #: gives each request the deadline arrival + min(max_wait_s, k x predicted service):
+    #: that deadline is also the static key engines receive (docs/gateway.md), so k is
+    #: what keeps shortest-first order there (without it every deadline is arrival +
+    #: max_wait_s, i.e. FCFS). k = 4: a request is overtaken by a shorter one only if
+    #: the shorter arrived within 4x their difference in predicted service.
     max_wait_s: float | None = Field(default=60.0, ge=0)
-    wait_factor: float | None = Field(default=None, gt=0)
+    wait_factor: float | None = Field(default=4.0, gt=0)
     seconds_per_token: float = Field(default=0.02, gt=0)
     #: Requests waiting in the gateway queue before new ones get 429. 1024 bounds memory
     #: (a request holds its body) while absorbing bursts far above engine capacity.
     max_queue: int = Field(default=1024, ge=0)
-    #: Seconds in the Retry-After header of a 429: a queue this full drains in seconds.
+    #: Bytes of request bodies held by queued requests before new ones get 429: the count
+    #: alone lets 1024 bodies of 8 MiB each take 8 GiB.
+    max_queue_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    #: Share of max_queue (and max_queue_bytes) one tenant may fill while others are
+    #: served: a tenant flooding the gateway gets 429s of its own, not everyone's.
+    tenant_queue_share: float = Field(default=0.5, gt=0, le=1)
+    #: Bounds of the Retry-After header of a 429, which is the queue's expected drain
+    #: time (queued requests / observed completions per second), rounded up.
     retry_after_s: int = Field(default=1, ge=0)
+    retry_after_max_s: int = Field(default=60, ge=1)
+    #: Time unit of the engine priority when it carries a deadline (guard on): ties
+    #: within it keep the engine's arrival order.
+    priority_time_unit_s: float = Field(default=0.01, gt=0)
 
     # --- priorities sent to engines ---------------------------------------------------
     #: Predicted tokens per priority level: coarse buckets keep ties (then arrival order)
@@ -84,6 +104,34 @@ class GatewayConfig(BaseModel):
     #: max_tokens *is* the true length, and capping by it would leak it to the scheduler.
     cap_estimate_by_max_tokens: bool = True
 
+    # --- request bodies (hostile input gets a 400, never a 500) -------------------------
+    #: Largest max_tokens / max_completion_tokens accepted: no model generates more, and
+    #: a 1,000-digit integer must not reach float arithmetic in the scheduler.
+    max_tokens_limit: int = Field(default=1 << 20, ge=1)
+    #: Largest n / best_of (each multiplies the work of one request).
+    max_n: int = Field(default=16, ge=1)
+    #: Deepest JSON nesting accepted (chat messages need 4-5 levels; deep bodies are
+    #: abuse, and Python's parser would overflow its stack on a few thousand).
+    max_json_depth: int = Field(default=32, ge=2)
+    #: Longest `model` string (it reaches logs and metric labels).
+    max_model_chars: int = Field(default=256, ge=1)
+
+    # --- clients: keys, tenants, priorities ---------------------------------------------
+    #: Gateway API keys (like vLLM's --api-key): requests must send
+    #: `Authorization: Bearer KEY`. Empty (and no api_keys_file) = no authentication.
+    api_keys: list[str] = Field(default_factory=list)
+    #: TOML/JSON file of keys, each with its tenant: [[keys]] key = "...", tenant = "a",
+    #: trusted = false, weight = 1.0 (docs/gateway.md). Relative to the config file.
+    api_keys_file: str | None = None
+    #: Without keys, the header naming the tenant (e.g. "x-tenant-id"); None = one tenant.
+    #: With keys, the key decides the tenant and this header is ignored.
+    tenant_header: str | None = None
+    #: Sent as `Authorization: Bearer ...` to the engines when gateway keys are on (the
+    #: client's gateway key is never forwarded). None: no Authorization upstream.
+    upstream_api_key: str | None = None
+    #: Also require a key for /metrics and /ready (liveness /health stays open).
+    protect_metrics: bool = False
+
     # --- HTTP -------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -102,12 +150,57 @@ class GatewayConfig(BaseModel):
     upstream_client: Literal["fast", "httpx"] = "fast"
     #: After a connection failure a replica is skipped by the router for this long.
     replica_cooldown_s: float = Field(default=2.0, ge=0)
+    #: Request head limits (431 beyond): 16 KiB is h11's/nginx's order of magnitude;
+    #: without a bound, 8 clients with 32 MB headers took 400 MB.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    #: A client must finish its request head within this many seconds of connecting (or
+    #: of its previous response): connections that never do are closed (slowloris).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    #: The whole body must arrive within this many seconds (408 beyond).
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    #: A client that reads nothing of its response for this long is dropped and its
+    #: slot freed (a stalled reader must not hold an engine slot forever).
+    write_timeout_s: float = Field(default=30.0, gt=0)
+    #: Open client connections; more are closed at once (file descriptors are finite).
+    max_connections: int = Field(default=4096, ge=1)
+    #: Routes forwarded unscheduled (no prediction, no queue), with the client's headers.
+    passthrough_routes: list[str] = Field(
+        default_factory=lambda: [
+            "/v1/embeddings",
+            "/v1/responses",
+            "/v1/score",
+            "/v1/rerank",
+            "/tokenize",
+            "/detokenize",
+            "/v1/models/{model_id}",
+        ]
+    )
+    #: Passthrough requests at once (they bypass the scheduler, so they are bounded apart).
+    max_passthrough_in_flight: int = Field(default=64, ge=1)
+
+    # --- operations -------------------------------------------------------------------
+    #: One JSON line per request on the `ssjf.gateway.access` logger.
+    access_log: bool = False
+    #: Log lines as JSON objects (for log pipelines) or plain text.
+    log_format: Literal["json", "text"] = "json"
+    #: Labels of model_name seen before further models are counted as "other" (a client
+    #: picks the string: unbounded labels would exhaust the metrics' memory).
+    max_model_labels: int = Field(default=32, ge=1)
 
     # --- traffic log ------------------------------------------------------------------
     #: JSONL record per request (for `ssjf train --data FILE`). None = off.
     traffic_log: str | None = None
     #: Prompt text in the log (needed to retrain; off by default for privacy).
     log_prompts: bool = False
+    #: The log file is rotated past this size, keeping this many old files.
+    traffic_log_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    traffic_log_backups: int = Field(default=5, ge=0)
+    #: Longest prompt text kept in a record (longer prompts are cut and marked).
+    traffic_log_max_prompt_chars: int = Field(default=100_000, ge=1)
+    #: Secret mixed into the prompt hash (HMAC-SHA256), so hashes cannot be matched
+    #: against guessed prompts. None: a random salt kept in `<traffic_log>.salt`.
+    traffic_log_salt: str | None = None
 
     @field_validator("upstreams")
     @classmethod
