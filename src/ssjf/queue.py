@@ -28,7 +28,8 @@ class StarvationGuard:
 
     **Promise.** Whenever the queue hands out a request at time ``t`` and some
     waiting request's deadline is ``<= t``, the request handed out is the waiting
-    request with the earliest deadline (ties: earlier enqueue first). Hence on a
+    request with the earliest deadline (ties: earlier enqueue first), whatever
+    its priority tier (and, in a ``FairQueue``, whatever its tenant). Hence on a
     serial engine, a request waits at most ``deadline - arrival`` plus the rest
     of the job in service at its deadline plus the service of the requests with
     earlier deadlines that are still waiting then; with ``max_wait_s`` alone this
@@ -65,9 +66,10 @@ class StarvationGuard:
 class _Entry:
     """One queued request; ``alive`` goes False when it leaves either heap."""
 
-    __slots__ = ("alive", "deadline", "key", "req", "seq")
+    __slots__ = ("alive", "deadline", "key", "req", "seq", "tier")
 
-    def __init__(self, key: float, seq: int, deadline: float, req: Request) -> None:
+    def __init__(self, tier: int, key: float, seq: int, deadline: float, req: Request) -> None:
+        self.tier = tier
         self.key = key
         self.seq = seq
         self.deadline = deadline
@@ -75,17 +77,26 @@ class _Entry:
         self.alive = True
 
     def __lt__(self, other: _Entry) -> bool:
-        return (self.key, self.seq) < (other.key, other.seq)
+        # Order (tier, key, seq), field by field: no tuples built on the heap's hot
+        # path, so tier-0-only workloads (the simulator) pay one int compare.
+        if self.tier == other.tier:
+            if self.key == other.key:
+                return self.seq < other.seq
+            return self.key < other.key
+        return self.tier < other.tier
 
 
 class WaitingQueue:
     """Requests waiting for service, ordered by a policy, with a starvation guard.
 
     Interface (as in vLLM's request queue): ``add``, ``peek``, ``pop``,
-    ``remove``, ``len``. Ties in the policy key go to the earlier ``add``, which
-    keeps runs deterministic. Static keys are computed once at ``add`` and kept
-    in a heap (O(log n)); time-dependent policies are re-evaluated at each
-    ``peek``/``pop`` by a scan (O(n)). Removal is lazy.
+    ``remove``, ``len``. Order is ``(request.tier, policy key, enqueue order)``:
+    a lower priority tier goes first whatever the key, and ties in the key go to
+    the earlier ``add``, which keeps runs deterministic. The starvation guard
+    overrides all of it, tiers included (see ``StarvationGuard``'s promise).
+    Static keys are computed once at ``add`` and kept in a heap (O(log n));
+    time-dependent policies are re-evaluated at each ``peek``/``pop`` by a scan
+    (O(n)). Removal is lazy.
     """
 
     def __init__(self, policy: Policy, guard: StarvationGuard | None = None) -> None:
@@ -119,7 +130,7 @@ class WaitingQueue:
         req.enqueued_at = now
         key = 0.0 if self.policy.time_dependent else self.policy.key(req, now)
         deadline = self.guard.deadline(req) if self.guard is not None else math.inf
-        entry = _Entry(key, next(self._counter), deadline, req)
+        entry = _Entry(req.tier, key, next(self._counter), deadline, req)
         self._entries[id(req)] = entry
         self._live += 1
         if not self.policy.time_dependent:
@@ -145,6 +156,13 @@ class WaitingQueue:
             self._by_deadline = [t for t in self._by_deadline if t[2].alive]
             heapq.heapify(self._by_deadline)
         return True
+
+    def deadline_of(self, req: Request) -> float:
+        """The guard's deadline of queued ``req`` (inf without a guard); KeyError if absent."""
+        try:
+            return self._entries[id(req)].deadline
+        except KeyError:
+            raise KeyError(f"request {req.id!r} is not queued") from None
 
     def peek(self, now: float) -> Request | None:
         """The request ``pop(now)`` would return, without removing it."""
@@ -181,9 +199,9 @@ class WaitingQueue:
         if self.policy.time_dependent:
             key = self.policy.key
             best: _Entry | None = None
-            best_k = (math.inf, 0)
+            best_k: tuple[int, float, int] = (0, math.inf, 0)
             for e in self._entries.values():
-                k = (key(e.req, now), e.seq)
+                k = (e.tier, key(e.req, now), e.seq)
                 if best is None or k < best_k:
                     best, best_k = e, k
             return best

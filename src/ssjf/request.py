@@ -15,6 +15,8 @@ class Request:
     the client's ``max_tokens``, a predicted length, tokens generated so far.
     The true output length lives with the engine model (simulator) or is simply
     unknown (gateway); oracle policies get it through an explicit lookup.
+    ``tenant`` and ``tier`` are who sent it and its priority class (see
+    ``ssjf.fair_queue`` and ``ssjf.queue``).
     Identity is by object (``eq=False``) so requests can sit in sets and heaps.
     """
 
@@ -31,6 +33,11 @@ class Request:
     preemptions: int = 0
     #: When it last entered the waiting queue (arrival, or a preemption).
     enqueued_at: float = field(default=-1.0)
+    #: Who sent it (the gateway's tenant of the API key); None is the default tenant.
+    tenant: str | None = None
+    #: Priority tier, ordered ahead of the policy key: lower is served first. Only
+    #: trusted clients may set a non-zero tier; enforcing that is the gateway's job.
+    tier: int = 0
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 0:

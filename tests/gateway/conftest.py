@@ -13,6 +13,7 @@ pytest.importorskip("httpx")
 
 from ssjf.gateway.app import Gateway, create_app
 from ssjf.gateway.config import load_config
+from ssjf.gateway.server import ServerLimits
 
 from .fake_upstream import FakeEngine, ServerThread
 
@@ -55,9 +56,11 @@ def start_gateway() -> Iterator[Callable[..., RunningGateway]]:
         if predictor is not None or "predictor" in settings:
             # A loaded CI machine must not turn test predictions into timeouts/fallbacks.
             settings.setdefault("predictor_timeout_ms", 10_000)
-        cfg = load_config(None, settings)
+        cfg = load_config(None, environ={}, settings=settings)
         app = create_app(cfg, predictor=predictor)
-        server = ServerThread(app, keep_alive_s=int(cfg.keep_alive_s)).start()
+        server = ServerThread(
+            app, keep_alive_s=int(cfg.keep_alive_s), limits=ServerLimits.from_config(cfg)
+        ).start()
         started.append(server)
         return RunningGateway(server, app.state.gateway)
 

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ssjf.gateway.server import ServerLimits, uvicorn_config
+
 
 class Died(Exception):
     """Raised inside a stream to make uvicorn drop the connection mid-body."""
@@ -177,9 +179,18 @@ def free_port() -> int:
 class ServerThread:
     """Runs an ASGI app with uvicorn in a background thread on 127.0.0.1."""
 
-    def __init__(self, app: Any, port: int | None = None, keep_alive_s: int = 5) -> None:
+    def __init__(
+        self,
+        app: Any,
+        port: int | None = None,
+        keep_alive_s: int = 5,
+        limits: ServerLimits | None = None,
+    ) -> None:
         self.app = app
         self.keep_alive_s = keep_alive_s
+        #: Given: served as deployed, behind ssjf.gateway.server's guarded protocol (and
+        #: with its keep_alive_s; the argument above is for servers without limits).
+        self.limits = limits
         self.port = port or free_port()
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -189,16 +200,27 @@ class ServerThread:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerThread:
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="critical",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=self.keep_alive_s,
-        )
+        if self.limits is not None:
+            config = uvicorn_config(
+                self.app,
+                self.limits,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="critical",
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+            )
+        else:
+            config = uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="critical",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+                timeout_keep_alive=self.keep_alive_s,
+            )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -55,6 +55,8 @@ def test_priority_follows_prediction(engine, start_gateway):
         backend="vllm",
         priority_bucket_tokens=10,
         vllm_priority_header=True,
+        max_wait_s=None,  # no guard: the key is the bucketed prediction
+        wait_factor=None,
     )
     prios = {}
     for n in (5, 95, 400):
@@ -70,6 +72,7 @@ def test_sglang_convention(engine, start_gateway):
     gw = start_gateway(
         FakePredictor(), upstreams=[up.url], backend="sglang", priority_bucket_tokens=10
     )
+    # With the guard's deadlines (the default) or without, shorter is more important.
     httpx.post(gw.url + "/v1/completions", json={"prompt": "len=10", "max_tokens": 999})
     short = fake.received[-1]["priority"]
     httpx.post(gw.url + "/v1/completions", json={"prompt": "len=500", "max_tokens": 999})
@@ -81,6 +84,8 @@ def test_sglang_convention(engine, start_gateway):
         backend="sglang",
         priority_bucket_tokens=10,
         sglang_low_priority_values_first=True,
+        max_wait_s=None,
+        wait_factor=None,
     )
     httpx.post(gw2.url + "/v1/completions", json={"prompt": "len=10", "max_tokens": 999})
     assert fake.received[-1]["priority"] == 1
@@ -128,8 +133,11 @@ def test_models_health_metrics(engine, start_gateway):
     _, up = engine
     gw = start_gateway(upstreams=[up.url], backend="vllm")
     assert httpx.get(gw.url + "/v1/models").json()["data"][0]["id"] == "fake"
-    h = httpx.get(gw.url + "/health").json()
-    assert h["status"] == "ok" and h["queue_length"] == 0 and h["in_flight"] == 0
+    assert httpx.get(gw.url + "/health").json() == {"status": "ok"}
+    r = httpx.get(gw.url + "/ready")
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert h["status"] == "ready" and h["queue_length"] == 0 and h["in_flight"] == 0
     httpx.post(gw.url + "/v1/completions", json={"prompt": "p", "max_tokens": 2})
     m = httpx.get(gw.url + "/metrics").text
     assert "ssjf_gateway_queue_length 0.0" in m

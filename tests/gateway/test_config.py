@@ -65,21 +65,22 @@ def test_vllm_fcfs_sends_no_priority():
         None, {"upstreams": ["http://a"], "vllm_scheduling_policy": "fcfs", "max_in_flight": 2}
     )
     body: dict = {"prompt": "x", "max_tokens": 3}
-    assert make_backend(cfg).prepare(body, 40.0, stream=False, add_usage=False) == {}
+    backend = make_backend(cfg)
+    assert backend.prepare(body, 40, stream=False, add_usage=False) == {}
     assert body == {"prompt": "x", "max_tokens": 3}
-    assert not cfg.sends_priority
+    assert not backend.honours_priority
 
 
 def test_serve_cli_set_flag_reaches_the_config(monkeypatch):
-    import uvicorn
+    from ssjf.gateway import server
 
     seen = {}
 
-    def fake_run(app, **kwargs):
+    def fake_serve(app, cfg, log_level):
         seen["cfg"] = app.state.gateway.config
-        seen["kwargs"] = kwargs
+        seen["kwargs"] = {"port": cfg.port}
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(server, "serve", fake_serve)
     r = CliRunner().invoke(
         app,
         [

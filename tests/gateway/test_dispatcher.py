@@ -23,10 +23,14 @@ def _dispatcher(replicas: int, slots: int | None, max_queue: int) -> Dispatcher:
     return Dispatcher(make_policy("ssjf"), StarvationGuard(max_wait_s=30), router, max_queue, 1)
 
 
-def _req(i: int, tokens: float) -> Request:
+def _req(i: int, tokens: float, tenant: str | None = None) -> Request:
     # The dispatcher's clock is time.monotonic(), so arrivals use it too.
     return Request(
-        id=i, arrival=time.monotonic(), prompt_tokens=1, estimate=LengthEstimate(point=tokens)
+        id=i,
+        arrival=time.monotonic(),
+        prompt_tokens=1,
+        estimate=LengthEstimate(point=tokens),
+        tenant=tenant,
     )
 
 
@@ -77,8 +81,8 @@ def test_invariants_under_random_traffic(ops, replicas, slots, max_queue):
             assert sum(r.in_flight for r in d.router.replicas) == len(running)
         for t in live:
             d.release(t)
-        assert d.in_flight == 0 and len(d.queue) == 0 and not d._tickets
-        assert not d.queue._heap and not d.queue._by_deadline and not d.queue._entries
+        assert d.in_flight == 0 and len(d.queue) == 0 and d.tickets_waiting == 0
+        assert d.queued_bytes == 0 and not d.queue.tenants()
 
     asyncio.run(run())
 
@@ -126,5 +130,50 @@ def test_progress_lowers_outstanding_work():
         assert rep.outstanding == 1  # never below one token while running
         d.release(t)
         assert rep.outstanding == 0 and rep.in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_retry_after_follows_the_drain_rate():
+    async def run() -> None:
+        router = Router(["http://r0"], 1, cooldown_s=1.0)
+        d = Dispatcher(make_policy("ssjf"), None, router, max_queue=100, retry_after_s=(1, 60))
+        assert d.retry_after() == 60  # no completion seen: the longest wait
+        for i in range(10):  # 10 completions within the same second
+            d.release(d.submit(_req(i, 5.0)))
+        queued = [d.submit(_req(100 + i, 5.0)) for i in range(40)]  # 1 running + 39 queued
+        assert d.queue_len == 39
+        # 10 completions/s observed: 39 queued + the new one drain in 4 s.
+        assert d.retry_after() == 4
+        for t in queued:
+            d.release(t)
+
+    asyncio.run(run())
+
+
+def test_queue_is_bounded_in_bytes_and_per_tenant():
+    async def run() -> None:
+        router = Router(["http://r0"], 1, cooldown_s=1.0)
+        d = Dispatcher(
+            make_policy("ssjf"),
+            None,
+            router,
+            max_queue=10,
+            max_queue_bytes=1000,
+            tenant_share=0.5,
+        )
+        running = d.submit(_req(0, 5.0), 10)
+        a = [d.submit(_req(1 + i, 5.0, tenant="a"), 100) for i in range(5)]
+        with pytest.raises(GatewayError) as e:  # tenant a holds its share of the count
+            d.submit(_req(9, 5.0, tenant="a"), 1)
+        assert e.value.status == 429 and "tenant" in e.value.message
+        b = [d.submit(_req(10, 5.0, tenant="b"), 400)]
+        with pytest.raises(GatewayError) as e:  # 900 bytes queued: 200 more do not fit
+            d.submit(_req(11, 5.0, tenant="c"), 200)
+        assert e.value.status == 429 and "bytes" in e.value.message
+        assert d.queued_bytes == 900
+        for t in [running, *a, *b]:
+            d.release(t)
+        assert d.queued_bytes == 0 and d.queue_len == 0 and d.in_flight == 0
 
     asyncio.run(run())

@@ -118,8 +118,7 @@ def test_twice_capacity_every_request_answered_or_429(engine_process, start_gate
     # Back to idle: nothing queued or in flight, no per-request state left behind.
     gw.wait_for(lambda g: g.dispatcher.in_flight == 0 and g.dispatcher.queue_len == 0)
     d = gw.gw.dispatcher
-    assert not d._tickets and not d.queue._entries
-    assert not d.queue._heap and not d.queue._by_deadline
+    assert d.tickets_waiting == 0 and len(d.queue) == 0 and d.queued_bytes == 0
     assert all(r.outstanding == 0 for r in gw.gw.router.replicas)
     # One record per request that reached the gateway (an abandoned client may have
     # left before its request was even read).

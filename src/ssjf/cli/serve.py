@@ -104,8 +104,7 @@ def serve_cmd(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     try:
-        import uvicorn
-
+        from ssjf.gateway import server as gateway_server
         from ssjf.gateway.app import create_app
 
         application = create_app(cfg)
@@ -117,16 +116,8 @@ def serve_cmd(
         f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight})",
         err=True,
     )
-    uvicorn.run(
-        application,
-        host=cfg.host,
-        port=cfg.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_keep_alive=int(cfg.keep_alive_s),
-        # On shutdown, streams in progress get this long to finish before being cut.
-        timeout_graceful_shutdown=30,
-    )
+    # Through the module, so tests can replace server.serve.
+    gateway_server.serve(application, cfg, log_level)
 
 
 @bench_app.command("gateway-overhead")
@@ -160,14 +151,16 @@ def gateway_overhead_cmd(
 
         from ssjf.gateway.app import create_app
         from ssjf.gateway.config import load_config
+        from ssjf.gateway.server import ServerLimits, uvicorn_config
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         cfg = load_config(None, {"upstreams": [upstream], "backend": "vllm", "port": port})
+        # The deployed server: the connection guards are part of the measured overhead.
         server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(cfg), host="127.0.0.1", port=port, log_level="warning", access_log=False
+            uvicorn_config(
+                create_app(cfg), ServerLimits.from_config(cfg), host="127.0.0.1", port=port
             )
         )
         thread = threading.Thread(target=server.run, daemon=True)

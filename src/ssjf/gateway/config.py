@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-Backend = Literal["vllm", "sglang", "fifo"]
 
 
 class ConfigError(ValueError):
@@ -23,9 +23,10 @@ class GatewayConfig(BaseModel):
     # --- upstream engines -------------------------------------------------------------
     #: Base URLs of the engine replicas (with or without a trailing /v1). Required.
     upstreams: list[str] = Field(default_factory=list)
-    #: Which adapter talks to them: vllm/sglang forward a priority, fifo relies on the
-    #: gateway-held queue alone (llama.cpp, Ollama, TGI, vLLM with --scheduling-policy fcfs).
-    backend: Backend = "vllm"
+    #: Which adapter talks to them (ssjf.gateway.backends registry): vllm/sglang forward a
+    #: priority, fifo relies on the gateway-held queue alone (llama.cpp, Ollama, TGI,
+    #: vLLM with --scheduling-policy fcfs).
+    backend: str = "vllm"
     #: What the vLLM engine was started with. A vLLM running `fcfs` silently ignores the
     #: priority field, so the gateway must be told; with "fcfs" it sends none and relies
     #: on its own queue (max_in_flight is then required).
@@ -229,29 +230,33 @@ class GatewayConfig(BaseModel):
                 f"policy {self.policy!r} is an oracle (reads true output lengths, which only "
                 f"the simulator has); use one of: {known}"
             )
-        if self.backend == "fifo" and self.max_in_flight is None:
-            raise ValueError(
-                "backend 'fifo' needs max_in_flight (the engine's slot count, e.g. "
-                "llama-server -np N): the gateway's queue is the only scheduler there"
-            )
-        if (
-            self.backend == "vllm"
-            and self.vllm_scheduling_policy == "fcfs"
-            and self.max_in_flight is None
-        ):
-            raise ValueError(
-                "vllm_scheduling_policy 'fcfs' ignores priorities: set max_in_flight so the "
-                "gateway holds requests in its own queue (or start vLLM with "
-                "--scheduling-policy priority)"
-            )
-        return self
+        from ssjf.gateway.backends import available_backends
 
-    @property
-    def sends_priority(self) -> bool:
-        """Whether requests carry a priority the engine honours."""
-        if self.backend == "vllm":
-            return self.vllm_scheduling_policy == "priority"
-        return self.backend == "sglang"
+        backends = available_backends()
+        if self.backend not in backends:
+            raise ValueError(
+                f"backend {self.backend!r} is unknown; backends: {', '.join(sorted(backends))}"
+            )
+        if self.max_in_flight is None:
+            if self.backend == "vllm" and self.vllm_scheduling_policy == "fcfs":
+                raise ValueError(
+                    "vllm_scheduling_policy 'fcfs' ignores priorities: set max_in_flight so "
+                    "the gateway holds requests in its own queue (or start vLLM with "
+                    "--scheduling-policy priority)"
+                )
+            if not backends[self.backend].orders_by_priority:
+                raise ValueError(
+                    f"backend {self.backend!r} needs max_in_flight (the engine's slot count, "
+                    "e.g. llama-server -np N): the gateway's queue is the only scheduler there"
+                )
+            pol = policies[self.policy]
+            if pol.time_dependent or pol.static_unit is None:
+                raise ValueError(
+                    f"policy {self.policy!r} has no static key an engine priority can carry "
+                    "(its order changes while requests wait): set max_in_flight so the "
+                    "gateway holds the queue and re-evaluates it at each release"
+                )
+        return self
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -285,11 +290,49 @@ def _toml_loads(p: Path, text: str) -> Any:
     return tomllib.loads(text)
 
 
+#: Settings naming files: in a config file they are relative to that file's folder.
+PATH_SETTINGS = ("predictor", "traffic_log", "api_keys_file")
+#: Environment variables `SSJF_GATEWAY_<SETTING>` set any setting (JSON values, else text).
+ENV_PREFIX = "SSJF_GATEWAY_"
+
+
+def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings from ``SSJF_GATEWAY_*`` variables (e.g. SSJF_GATEWAY_API_KEYS='["k"]')."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name in GatewayConfig.model_fields:
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is None:
+            continue
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value  # a bare string
+    return out
+
+
 def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    settings: dict[str, Any] | None = None,
 ) -> GatewayConfig:
-    """Settings from ``path`` (optional), then ``overrides`` (flags set on the command line)."""
+    """Settings from ``path`` (optional), the environment, ``settings``, then ``overrides``.
+
+    ``overrides`` are flags: None means "not given". In ``settings`` (``--set``)
+    None is a value (``--set max_wait_s=null`` turns the guard's bound off).
+    ``environ`` defaults to ``os.environ``; pass ``{}`` to ignore the environment.
+    """
     raw: dict[str, Any] = read_config_file(path) if path is not None else {}
+    if path is not None:
+        base = Path(path).resolve().parent
+        for key in PATH_SETTINGS:
+            value = raw.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                raw[key] = str(base / value)
+    raw.update(env_settings(environ))
+    raw.update(settings or {})
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     where = f"{path}: " if path is not None else ""
     try:

@@ -1,21 +1,34 @@
-"""The gateway-held queue: the simulator's WaitingQueue + guard, released into replica slots."""
+"""The gateway-held queue: the scheduling core's FairQueue + guard, released into replica slots."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import time
+from collections.abc import Callable
 
+from ssjf.fair_queue import FairQueue
 from ssjf.gateway.errors import GatewayError, queue_full
 from ssjf.gateway.router import Replica, Router
 from ssjf.policies import Policy
-from ssjf.queue import StarvationGuard, WaitingQueue
+from ssjf.queue import StarvationGuard
 from ssjf.request import Request
 
 
 class Ticket:
     """One request's place in the gateway: queued, then holding a replica slot."""
 
-    __slots__ = ("charged", "future", "queued_at", "released", "replica", "req", "started_at")
+    __slots__ = (
+        "charged",
+        "future",
+        "nbytes",
+        "queued_at",
+        "released",
+        "replica",
+        "req",
+        "started_at",
+    )
 
     def __init__(self, req: Request) -> None:
         self.req = req
@@ -26,6 +39,8 @@ class Ticket:
         self.queued_at = time.monotonic()
         self.started_at = self.queued_at
         self.released = False
+        #: Body bytes this ticket holds while queued (bounded by max_queue_bytes).
+        self.nbytes = 0
 
     @property
     def queue_wait(self) -> float:
@@ -45,12 +60,18 @@ class Ticket:
 class Dispatcher:
     """Admits, orders and releases requests; every ticket ends in ``release``.
 
-    With unlimited slots (``max_in_flight`` None) a request goes straight to a
-    replica (the engine orders by priority). Otherwise requests beyond the free
-    slots wait in a ``WaitingQueue`` ordered by the policy with the starvation
-    guard — the same code the simulator's engines use — and each freed slot is
-    handed to ``queue.pop(now)``. At most ``max_queue`` wait; beyond, 429.
+    Each replica takes at most its slot count (``max_in_flight``, or the
+    admission bound ``engine_max_concurrency`` when the engine orders by
+    priority); requests beyond wait in a ``FairQueue``: per-tenant queues
+    ordered by the policy with the starvation guard (the simulator's
+    ``WaitingQueue``), tenants served by virtual token counters. Each freed slot
+    goes to ``queue.pop(now)``. The queue is bounded in requests and in body
+    bytes, overall and per tenant; beyond, 429 with a Retry-After from the
+    observed drain rate.
     """
+
+    #: Completions remembered for the drain rate behind Retry-After.
+    DRAIN_WINDOW_S = 30.0
 
     def __init__(
         self,
@@ -58,13 +79,23 @@ class Dispatcher:
         guard: StarvationGuard | None,
         router: Router,
         max_queue: int,
-        retry_after_s: int,
+        retry_after_s: int | tuple[int, int] = 1,
+        *,
+        max_queue_bytes: int | None = None,
+        tenant_share: float = 1.0,
+        weight: Callable[[str | None], float] | None = None,
     ) -> None:
-        self.queue = WaitingQueue(policy, guard)
+        self.queue = FairQueue(policy, guard, weight=weight)
         self.router = router
         self.max_queue = max_queue
-        self.retry_after_s = retry_after_s
+        self.max_queue_bytes = max_queue_bytes
+        self.tenant_share = tenant_share
+        lo, hi = retry_after_s if isinstance(retry_after_s, tuple) else (retry_after_s,) * 2
+        self.retry_after_bounds = (lo, max(lo, hi))
         self._tickets: dict[int, Ticket] = {}  # id(req) -> ticket, while queued
+        self.queued_bytes = 0
+        self._tenant_bytes: dict[str | None, int] = {}
+        self._done: collections.deque[float] = collections.deque()
 
     @property
     def queue_len(self) -> int:
@@ -74,14 +105,46 @@ class Dispatcher:
     def in_flight(self) -> int:
         return self.router.in_flight
 
-    def check_capacity(self) -> None:
-        """Raise 429 now if a new request could neither start nor queue (before predicting)."""
-        if len(self.queue) >= self.max_queue and not (
-            len(self.queue) == 0 and self.router.has_slot()
-        ):
-            raise queue_full(self.retry_after_s)
+    @property
+    def tickets_waiting(self) -> int:
+        """Queued tickets the dispatcher tracks (equals queue_len unless a ticket leaked)."""
+        return len(self._tickets)
 
-    def submit(self, req: Request) -> Ticket:
+    @property
+    def promotions(self) -> int:
+        """Requests the starvation guard moved ahead of the policy's order."""
+        return self.queue.promotions
+
+    def retry_after(self) -> int:
+        """Seconds until the queue has drained at the completion rate of the last 30 s."""
+        lo, hi = self.retry_after_bounds
+        now = time.monotonic()
+        done = self._done
+        while done and done[0] < now - self.DRAIN_WINDOW_S:
+            done.popleft()
+        if not done:
+            return hi
+        rate = len(done) / max(now - done[0], 1.0)
+        return max(lo, min(hi, math.ceil((len(self.queue) + 1) / rate)))
+
+    def check_capacity(self, tenant: str | None = None, nbytes: int = 0) -> None:
+        """Raise 429 now if a new request could neither start nor queue (before predicting)."""
+        if not self.queue and self.router.has_slot():
+            return
+        if len(self.queue) >= self.max_queue:
+            raise queue_full(self.retry_after())
+        if self.max_queue_bytes is not None and self.queued_bytes + nbytes > self.max_queue_bytes:
+            raise queue_full(self.retry_after(), "the gateway queue holds too many bytes")
+        if tenant is not None and self.tenant_share < 1.0:
+            # One tenant may fill only its share, so another can still queue behind it.
+            if self.queue.tenant_len(tenant) >= max(1, int(self.tenant_share * self.max_queue)):
+                raise queue_full(self.retry_after(), "this tenant's share of the queue is full")
+            if self.max_queue_bytes is not None and self._tenant_bytes.get(
+                tenant, 0
+            ) + nbytes > int(self.tenant_share * self.max_queue_bytes):
+                raise queue_full(self.retry_after(), "this tenant's share of the queue is full")
+
+    def submit(self, req: Request, nbytes: int = 0) -> Ticket:
         """Start ``req`` on a replica if a slot is free and nobody waits; else queue it."""
         ticket = Ticket(req)
         if not self.queue:
@@ -89,16 +152,22 @@ class Dispatcher:
             if replica is not None:
                 self._grant(ticket, replica)
                 return ticket
-        if len(self.queue) >= self.max_queue:
-            raise queue_full(self.retry_after_s)
+        self.check_capacity(req.tenant, nbytes)
         ticket.future = asyncio.get_running_loop().create_future()
+        ticket.nbytes = nbytes
         self._tickets[id(req)] = ticket
+        self.queued_bytes += nbytes
+        self._tenant_bytes[req.tenant] = self._tenant_bytes.get(req.tenant, 0) + nbytes
         self.queue.add(req, time.monotonic())
         if self.router.has_slot():
             # Not expected (every release drains), but never leave a slot idle while
             # requests wait: the policy picks among all of them, this one included.
             self._drain()
         return ticket
+
+    def correct(self, tenant: str, predicted: float, actual: int) -> None:
+        """A tenant's request finished with ``actual`` tokens: settle its fair-share charge."""
+        self.queue.correct(tenant, predicted, actual)
 
     async def wait(self, ticket: Ticket) -> None:
         """Until ``ticket`` holds a slot. Cancelled (client gone) -> the ticket is dropped."""
@@ -119,7 +188,7 @@ class Dispatcher:
         replica = ticket.replica
         if replica is None:
             # Still queued: take it out so it never starts.
-            self._tickets.pop(id(ticket.req), None)
+            self._unqueue(ticket)
             self.queue.remove(ticket.req)
             if ticket.future is not None and not ticket.future.done():
                 ticket.future.cancel()
@@ -129,7 +198,21 @@ class Dispatcher:
         if replica.in_flight == 0:
             replica.outstanding = 0.0  # no float drift accumulates across requests
         ticket.charged = 0.0
+        self._done.append(time.monotonic())
+        if len(self._done) > 100_000:
+            self._done.popleft()
         self._drain()
+
+    def _unqueue(self, ticket: Ticket) -> None:
+        if self._tickets.pop(id(ticket.req), None) is None:
+            return
+        self.queued_bytes -= ticket.nbytes
+        tenant = ticket.req.tenant
+        left = self._tenant_bytes.get(tenant, 0) - ticket.nbytes
+        if left > 0:
+            self._tenant_bytes[tenant] = left
+        else:
+            self._tenant_bytes.pop(tenant, None)
 
     def reroute(self, ticket: Ticket) -> bool:
         """Move a granted ticket whose replica refused the connection to another replica.
@@ -169,7 +252,8 @@ class Dispatcher:
             if replica is None:
                 return
             req = queue.pop(time.monotonic())
-            ticket = self._tickets.pop(id(req))
+            ticket = self._tickets[id(req)]
+            self._unqueue(ticket)
             self._grant(ticket, replica)
             fut = ticket.future
             if fut is not None and not fut.done():

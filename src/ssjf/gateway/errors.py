@@ -26,6 +26,8 @@ class GatewayError(Exception):
         self.code = code or type_
         self.param = param
         self.headers = headers or {}
+        #: What happened, for the gateway's log only (may name hosts, paths, exceptions).
+        self.detail: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON object sent to the client."""
@@ -50,44 +52,44 @@ def bad_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(400, message, "invalid_request_error", code="bad_request", param=param)
 
 
-def queue_full(retry_after_s: int) -> GatewayError:
+def queue_full(retry_after_s: int, why: str = "the gateway queue is full") -> GatewayError:
     return GatewayError(
         429,
-        "the gateway queue is full; retry later",
+        f"{why}; retry later",
         "overloaded_error",
         code="queue_full",
         headers={"Retry-After": str(retry_after_s)},
     )
 
 
-def upstream_unavailable(detail: str) -> GatewayError:
+def upstream_unavailable() -> GatewayError:
     return GatewayError(
-        503,
-        f"upstream engine unreachable: {detail}",
-        "upstream_unavailable",
-        code="upstream_connect",
+        503, "upstream engine unreachable", "upstream_unavailable", code="upstream_connect"
     )
 
 
-def upstream_timeout(detail: str) -> GatewayError:
-    return GatewayError(504, f"upstream engine timed out: {detail}", "upstream_timeout")
+def upstream_timeout() -> GatewayError:
+    return GatewayError(504, "upstream engine timed out", "upstream_timeout")
 
 
-def upstream_failed(detail: str) -> GatewayError:
-    return GatewayError(502, f"upstream engine failed: {detail}", "upstream_error")
+def upstream_failed() -> GatewayError:
+    return GatewayError(502, "upstream engine failed", "upstream_error")
 
 
 def classify_upstream(exc: BaseException) -> GatewayError:
     """Map an httpx transport exception to the status a client should see.
 
     Connection refused/failed -> 503 (the engine is down or restarting: retry later);
-    any timeout -> 504; a broken or garbled response -> 502.
+    any timeout -> 504; a broken or garbled response -> 502. The client's message
+    names no address and no exception text (they stay in ``detail``, for the logs).
     """
     import httpx
 
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
-        return upstream_unavailable(detail)
-    if isinstance(exc, httpx.TimeoutException):
-        return upstream_timeout(detail)
-    return upstream_failed(detail)
+        err = upstream_unavailable()
+    elif isinstance(exc, httpx.TimeoutException):
+        err = upstream_timeout()
+    else:
+        err = upstream_failed()
+    err.detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return err

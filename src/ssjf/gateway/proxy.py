@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.responses import Response
 
+from ssjf.gateway.aio import within
 from ssjf.gateway.errors import GatewayError, classify_upstream, error_body
+from ssjf.gateway.headers import REQUEST_ID, downstream_headers
 from ssjf.gateway.schemas import ParsedRequest
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
-    from ssjf.gateway.app import Gateway
+    from ssjf.gateway.core import Gateway
     from ssjf.gateway.dispatcher import Ticket
 
 log = logging.getLogger("ssjf.gateway")
@@ -45,6 +47,16 @@ def _event_cut(buf: bytes) -> int:
     i = buf.rfind(b"\n\n")
     j = buf.rfind(b"\r\n\r\n")
     return max(i + 2 if i >= 0 else 0, j + 4 if j >= 0 else 0)
+
+
+class ClientStalled(Exception):
+    """The client read nothing of its response for ``write_timeout_s``."""
+
+
+def header_items(headers: Any) -> list[tuple[str, str]]:
+    """(name, value) pairs of an httpx or FastUpstream response's headers."""
+    multi = getattr(headers, "multi_items", None)
+    return list(multi()) if multi is not None else list(headers.items())
 
 
 def _data_payload(event: bytes) -> bytes:
@@ -67,7 +79,9 @@ class ProxiedResponse(Response):
         endpoint: str,
         arrival: float,
         source: str,
-        auth: str | None,
+        upstream_headers: dict[str, str],
+        request_id: str,
+        tenant: str | None,
     ) -> None:
         self.background = None
         self.gw = gw
@@ -77,7 +91,12 @@ class ProxiedResponse(Response):
         self.endpoint = endpoint
         self.arrival = arrival
         self.source = source
-        self.auth = auth
+        #: The client's end-to-end headers (already filtered) plus the gateway's.
+        self.upstream_headers = upstream_headers
+        self.request_id = request_id
+        self.tenant = tenant
+        self.write_timeout = gw.config.write_timeout_s
+        self.last_chunk_at: float | None = None
         self.status = 0
         self.error_type: str | None = None
         self.usage_completion: int | None = None
@@ -100,9 +119,9 @@ class ProxiedResponse(Response):
                 work.cancel()
                 await asyncio.wait((work,))
                 self.status = CLIENT_CLOSED
-                self.gw.metrics.disconnects.labels(
+                self.gw.metrics.observe_disconnect(
                     "in_flight" if self.forwarded_at is not None else "queued"
-                ).inc()
+                )
             else:
                 watch.cancel()
                 exc = work.exception()
@@ -125,12 +144,12 @@ class ProxiedResponse(Response):
             assert replica is not None
             parsed = self.parsed
             body = parsed.body
-            headers = gw.backend.prepare(
-                body, ticket.req.predicted_tokens, parsed.stream, self.strip_usage
+            headers = dict(self.upstream_headers)
+            headers.update(
+                gw.backend.prepare(body, gw.engine_key(ticket), parsed.stream, self.strip_usage)
             )
             headers["content-type"] = "application/json"
-            if self.auth is not None:
-                headers["authorization"] = self.auth
+            headers[REQUEST_ID] = self.request_id
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             self.forwarded_at = time.monotonic()
             upstream = gw.upstream
@@ -160,19 +179,44 @@ class ProxiedResponse(Response):
                 await resp.aclose()
         except GatewayError as e:
             await self._send_error(send, e)
+        except ClientStalled:
+            # The slot is free again (the upstream response is closed on the way out);
+            # the connection itself is closed by the server when this returns.
+            self.status = CLIENT_CLOSED
+            self.error_type = "client_write_timeout"
+            log.warning(
+                "client read nothing for %.0f s: response dropped",
+                self.write_timeout,
+                extra={"request_id": self.request_id},
+            )
         except (asyncio.CancelledError, OSError):
             raise  # client gone / shutdown
-        except Exception as e:
-            # A bug must still end the request with an answer, not a dropped connection.
-            log.exception("gateway error while serving a request")
+        except Exception:
+            # A bug must still end the request with an answer, not a dropped connection;
+            # the client learns nothing of the gateway's internals, the log has it all.
+            log.exception("gateway error while serving a request", extra=self._log_extra())
             await self._send_error(
-                send, GatewayError(500, f"gateway internal error: {e!r}", "internal_error")
+                send,
+                GatewayError(
+                    500, f"gateway internal error (request id {self.request_id})", "internal_error"
+                ),
             )
+
+    def _log_extra(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "endpoint": self.endpoint, "tenant": self.tenant}
+
+    async def _send(self, send: Send, message: Message) -> None:
+        """``send``, but a client that stops reading loses its response (and slot)."""
+        try:
+            await within(send(message), self.write_timeout)
+        except TimeoutError:
+            raise ClientStalled from None
 
     def _extra_headers(self) -> list[tuple[bytes, bytes]]:
         t = self.ticket
         overhead = (self.forwarded_at or time.monotonic()) - self.arrival - t.queue_wait
         return [
+            (REQUEST_ID.encode(), self.request_id.encode()),
             (b"x-ssjf-predicted-tokens", str(round(t.req.predicted_tokens, 1)).encode()),
             (b"x-ssjf-queue-wait-ms", f"{t.queue_wait * 1e3:.3f}".encode()),
             (b"x-ssjf-overhead-ms", f"{overhead * 1e3:.3f}".encode()),
@@ -197,27 +241,42 @@ class ProxiedResponse(Response):
         else:
             self.error_type = f"upstream_{resp.status_code}"
             if not data.lstrip().startswith(b"{"):
-                # Not the engine's own JSON error (e.g. a proxy's HTML page): wrap it so
-                # clients always get the OpenAI error shape, keeping the status.
-                text = data.decode("utf-8", "replace").strip()[:500]
+                # Not the engine's own JSON error (e.g. a proxy's HTML page, which may
+                # show tracebacks, paths or keys): the client gets the OpenAI error shape
+                # with the status, the log gets the page.
+                log.warning(
+                    "upstream answered %d with a non-JSON body: %r",
+                    resp.status_code,
+                    data[:500],
+                    extra=self._log_extra(),
+                )
                 data = json.dumps(
-                    error_body(f"upstream returned {resp.status_code}: {text}", "upstream_error")
+                    error_body(
+                        f"upstream engine answered {resp.status_code} "
+                        f"(request id {self.request_id})",
+                        "upstream_error",
+                    )
                 ).encode()
                 ctype = "application/json"
         headers = [
             (b"content-type", ctype.encode()),
             (b"content-length", str(len(data)).encode()),
+            *downstream_headers(header_items(resp.headers)),
             *self._extra_headers(),
         ]
         self.started = True
         await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": data, "more_body": False})
+        await self._send(send, {"type": "http.response.body", "body": data, "more_body": False})
 
     async def _relay_stream(self, resp: Any, send: Send) -> None:
+        engine_headers = [
+            h for h in downstream_headers(header_items(resp.headers)) if h[0] != b"cache-control"
+        ]
         headers = [
             (b"content-type", resp.headers.get("content-type", "text/event-stream").encode()),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
+            *engine_headers,
             *self._extra_headers(),
         ]
         self.started = True
@@ -225,10 +284,16 @@ class ProxiedResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         ticket = self.ticket
         buf = b""
+        metrics = self.gw.metrics
+        model = self.parsed.model
         try:
             async for chunk in resp.aiter_raw():
+                now = time.monotonic()
                 if self.ttft is None:
-                    self.ttft = time.monotonic() - self.arrival
+                    self.ttft = now - self.arrival
+                else:
+                    metrics.observe_itl(model, now - self.last_chunk_at)  # type: ignore[operator]
+                self.last_chunk_at = now
                 buf = buf + chunk if buf else chunk
                 cut = _event_cut(buf)
                 if cut == 0:
@@ -240,16 +305,23 @@ class ProxiedResponse(Response):
                 if b'"usage"' in out:
                     out = self._take_usage(out)
                 if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                    await self._send(
+                        send, {"type": "http.response.body", "body": out, "more_body": True}
+                    )
             if buf:
-                await send({"type": "http.response.body", "body": buf, "more_body": True})
+                await self._send(
+                    send, {"type": "http.response.body", "body": buf, "more_body": True}
+                )
         except httpx.HTTPError as e:
             # The engine died or stalled mid-stream: tell the client in-band, then end.
             err = classify_upstream(e)
+            log.warning("upstream failed mid-stream: %s", err.detail, extra=self._log_extra())
             self.status = err.status
             self.error_type = err.type
-            await send({"type": "http.response.body", "body": err.sse_event(), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._send(
+                send, {"type": "http.response.body", "body": err.sse_event(), "more_body": True}
+            )
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
 
     def _take_usage(self, block: bytes) -> bytes:
         """Record the usage found in ``block``; drop the usage-only chunk if we asked for it."""
@@ -282,18 +354,23 @@ class ProxiedResponse(Response):
     async def _send_error(self, send: Send, err: GatewayError) -> None:
         self.status = err.status
         self.error_type = err.type
+        if err.detail is not None:
+            log.warning("%s: %s", err.type, err.detail, extra=self._log_extra())
         if self.started:
-            await send({"type": "http.response.body", "body": err.sse_event(), "more_body": False})
+            await self._send(
+                send, {"type": "http.response.body", "body": err.sse_event(), "more_body": False}
+            )
             return
         body = err.body_bytes()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID.encode(), self.request_id.encode()),
             *[(k.lower().encode(), v.encode()) for k, v in err.headers.items()],
         ]
         self.started = True
         await send({"type": "http.response.start", "status": err.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await self._send(send, {"type": "http.response.body", "body": body, "more_body": False})
 
     def _finish(self) -> None:
         gw = self.gw
@@ -306,6 +383,8 @@ class ProxiedResponse(Response):
             self.endpoint,
             self.parsed,
             status=self.status or CLIENT_CLOSED,
+            request_id=self.request_id,
+            tenant=self.tenant,
             error_type=self.error_type,
             predicted=ticket.req.predicted_tokens,
             source=self.source,

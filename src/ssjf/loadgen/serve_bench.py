@@ -45,6 +45,9 @@ from ssjf.engines.vllm_cpu import (
     free_port,
     set_affinity_all_threads,
 )
+from ssjf.estimate import LengthEstimate
+from ssjf.gateway.config import load_config
+from ssjf.gateway.ordering import EngineOrdering
 from ssjf.loadgen.capacity import measure_shared_token_throughput
 from ssjf.loadgen.client import RequestResult, make_client, replay, send_one
 from ssjf.loadgen.gateway_proc import GatewayProcess
@@ -62,6 +65,7 @@ from ssjf.loadgen.workload import (
     poisson_arrivals,
     split_by_prompt,
 )
+from ssjf.request import Request
 
 CONFIGS = ("fcfs-direct", "ssjf-vllm-priority", "ssjf-gateway-queue")
 #: FCFS through the same gateway (no predictor, fcfs policy): separates what the
@@ -424,6 +428,13 @@ def export_workload(
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _true_length_request(i: int, arrival: float, tokens: int) -> Request:
+    """A request whose estimate is its true length (the oracle's view)."""
+    return Request(
+        id=i, arrival=arrival, prompt_tokens=0, estimate=LengthEstimate(point=float(tokens))
+    )
+
+
 def write_trace(path: Path, results: Sequence[RequestResult]) -> None:
     """One JSON line per request, times in seconds from the replay's first send."""
     t0 = min((r.sent for r in results), default=0.0)
@@ -625,8 +636,15 @@ async def _run(
             if name in procs:
                 return await replay(procs[name].url, items, arrivals, model, ep)
             if name == ORACLE:
-                # Upper bound: the true length as the vLLM priority (gateway's bucket).
-                extras = [{"priority": it.max_tokens // 8} for it in items]
+                # Upper bound: the true length through the gateways' own engine mapping
+                # (same policy, guard and buckets), keyed on the replay's arrival times.
+                ordering = EngineOrdering.from_config(
+                    load_config(None, gateway_settings(ORACLE), environ={}), epoch=0.0
+                )
+                extras = [
+                    {"priority": ordering.key(_true_length_request(i, t, it.max_tokens))}
+                    for i, (t, it) in enumerate(zip(arrivals, items, strict=True))
+                ]
                 return await replay(engines[name], items, arrivals, model, ep, extras)
             return await replay(engines[name], items, arrivals, model, ep)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ssjf.request import Request
 
@@ -22,11 +22,19 @@ class Policy(ABC):
     the single named exception and are handed a ``truth`` lookup by the caller.
     Policies whose key changes while a request waits set ``time_dependent``
     so the queue re-evaluates keys at each pop instead of caching them.
+
+    ``static_unit`` says what a static key measures, so that engines which take
+    one number per request (vLLM, SGLang priorities) can be given the same order
+    (``ssjf.gateway.ordering``): ``"arrival"`` (the key orders like arrival
+    time: engines keep arrival order on equal priorities), ``"tokens"`` (a
+    token count, e.g. a predicted length), or ``None`` (no static form: only a
+    queue that re-evaluates the key can apply it).
     """
 
     name: ClassVar[str] = ""
     oracle: ClassVar[bool] = False
     time_dependent: ClassVar[bool] = False
+    static_unit: ClassVar[Literal["arrival", "tokens"] | None] = None
     description: ClassVar[str] = ""
 
     def __init__(self, truth: TruthLookup | None = None) -> None:

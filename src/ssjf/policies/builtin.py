@@ -11,6 +11,7 @@ class FCFS(Policy):
     """First come, first served: by arrival time."""
 
     description = "first come, first served"
+    static_unit = "arrival"
 
     def key(self, req: Request, now: float) -> float:
         return req.arrival
@@ -22,6 +23,7 @@ class OracleSJF(Policy):
 
     oracle = True
     description = "oracle shortest-job-first (true lengths; upper bound)"
+    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
         assert self._truth is not None
@@ -33,6 +35,7 @@ class SpeculativeSJF(Policy):
     """Speculative shortest job first: by the predicted output length."""
 
     description = "speculative shortest-job-first (predicted lengths)"
+    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
         return req.predicted_tokens
@@ -44,6 +47,7 @@ class OracleSRPT(Policy):
 
     oracle = True
     description = "oracle shortest-remaining-time (true lengths; upper bound)"
+    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
         assert self._truth is not None
@@ -55,6 +59,7 @@ class SpeculativeSRPT(Policy):
     """Speculative SRPT: predicted remaining tokens given tokens already generated."""
 
     description = "speculative shortest-remaining-time (predicted, conditioned on progress)"
+    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
         return req.predicted_remaining

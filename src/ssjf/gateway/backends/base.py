@@ -1,32 +1,40 @@
-"""What every engine adapter does: adjust the forwarded body and headers."""
+"""What every engine adapter does, and the registry of adapters by name."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ssjf.gateway.config import GatewayConfig
+if TYPE_CHECKING:
+    from ssjf.gateway.config import GatewayConfig
+
+_REGISTRY: dict[str, type[BackendAdapter]] = {}
 
 
 class BackendAdapter:
     """Base adapter: forwards the body unchanged apart from the usage request.
 
-    Subclasses add the engine's priority convention. ``max_tokens`` and every
+    Subclasses add the engine's priority convention: ``prepare`` receives the one
+    engine key computed by ``ssjf.gateway.ordering.EngineOrdering`` (lower first,
+    or None) and writes it the way the engine reads it. ``max_tokens`` and every
     field the gateway does not own are never touched.
     """
 
-    name = "base"
+    name: ClassVar[str] = "base"
+    #: Whether the engine orders its waiting requests by what ``prepare`` sends. An
+    #: adapter that does not relies on the gateway-held queue (max_in_flight).
+    orders_by_priority: ClassVar[bool] = False
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.bucket = config.priority_bucket_tokens
-        self.pmax = config.priority_max
 
-    def rank(self, predicted_tokens: float) -> int:
-        """Lower-is-sooner rank of a predicted length: bucketed, clamped to [0, priority_max]."""
-        return min(int(max(predicted_tokens, 0.0) // self.bucket), self.pmax)
+    @property
+    def honours_priority(self) -> bool:
+        """Whether requests sent through this adapter are ordered by the engine."""
+        return self.orders_by_priority
 
     def prepare(
-        self, body: dict[str, Any], predicted_tokens: float, stream: bool, add_usage: bool
+        self, body: dict[str, Any], engine_key: int | None, stream: bool, add_usage: bool
     ) -> dict[str, str]:
         """Edit ``body`` in place for the engine; return extra request headers."""
         if stream and add_usage:
@@ -37,11 +45,29 @@ class BackendAdapter:
         return {}
 
 
+def register_backend(name: str) -> Callable[[type[BackendAdapter]], type[BackendAdapter]]:
+    """Class decorator adding an engine adapter to the registry under ``name``."""
+
+    def deco(cls: type[BackendAdapter]) -> type[BackendAdapter]:
+        if name in _REGISTRY:
+            raise ValueError(f"backend {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available_backends() -> dict[str, type[BackendAdapter]]:
+    """Registered adapters by name."""
+    return dict(_REGISTRY)
+
+
 def make_backend(config: GatewayConfig) -> BackendAdapter:
     """The adapter named by ``config.backend``."""
-    from ssjf.gateway.backends.fifo import FifoBackend
-    from ssjf.gateway.backends.sglang import SGLangBackend
-    from ssjf.gateway.backends.vllm import VLLMBackend
-
-    cls = {"vllm": VLLMBackend, "sglang": SGLangBackend, "fifo": FifoBackend}[config.backend]
+    try:
+        cls = _REGISTRY[config.backend]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"unknown backend {config.backend!r}; known: {known}") from None
     return cls(config)

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ssjf.gateway.backends.base import BackendAdapter
+from ssjf.gateway.backends.base import BackendAdapter, register_backend
 
 
+@register_backend("sglang")
 class SGLangBackend(BackendAdapter):
-    """By default SGLang serves *larger* priority values first, so the rank is flipped.
+    """By default SGLang serves *larger* priority values first, so the key is negated.
 
     With ``--schedule-low-priority-values-first`` on the engine, set
-    ``sglang_low_priority_values_first`` and the rank is sent as is (vLLM's way).
+    ``sglang_low_priority_values_first`` and the key is sent as is (vLLM's way).
     """
 
-    name = "sglang"
+    orders_by_priority: ClassVar[bool] = True
 
     def prepare(
-        self, body: dict[str, Any], predicted_tokens: float, stream: bool, add_usage: bool
+        self, body: dict[str, Any], engine_key: int | None, stream: bool, add_usage: bool
     ) -> dict[str, str]:
-        headers = super().prepare(body, predicted_tokens, stream, add_usage)
-        rank = self.rank(predicted_tokens)
-        body["priority"] = (
-            rank if self.config.sglang_low_priority_values_first else self.pmax - rank
-        )
+        headers = super().prepare(body, engine_key, stream, add_usage)
+        if engine_key is not None:
+            low_first = self.config.sglang_low_priority_values_first
+            body["priority"] = engine_key if low_first else -engine_key
         return headers
