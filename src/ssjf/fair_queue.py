@@ -10,18 +10,23 @@ policy's order (and tiers) of a ``WaitingQueue``.
 
 Order of service at ``pop(now)``:
 
-1. **Starvation guard, across tenants.** If the earliest deadline among all
-   waiting requests is ``<= now``, that request goes (ties: earlier enqueue), so
-   ``StarvationGuard``'s promise holds for the whole queue whatever the tenant
-   or tier.
-2. **Tiers, across tenants.** Only tenants whose head has the smallest tier
+1. **Tiers, across tenants.** Only tenants whose head has the smallest tier
    compete: a trusted tenant's tier-0 request goes before any tenant's tier-1
    request, as in a single ``WaitingQueue``.
-3. **VTC among those tenants:** the smallest counter; ties go to the tenant
-   whose head request was enqueued first. That tenant's ``WaitingQueue`` picks
-   the request (tier, policy key, enqueue order).
+2. **VTC among those tenants:** the smallest counter; ties go to the tenant
+   whose head request was enqueued first.
+3. **Inside the chosen tenant, its ``WaitingQueue``**: the starvation guard
+   first (its overdue request with the earliest deadline), else tier, policy
+   key, enqueue order. The guard's promise holds within each tenant's share.
 
-Every request handed out, the guard's included, charges its tenant
+Why the guard is per tenant: across tenants, a guard that serves every overdue
+request by deadline turns into FCFS as soon as the queue is overloaded (every
+queued request is overdue), and a flooding tenant's backlog then starves the
+others: measured, a light tenant's requests waited behind 500 of a heavy one's.
+VTC already bounds how long a backlogged tenant waits for its share; the guard
+bounds how long a request waits for its tenant's turn.
+
+Every request handed out charges its tenant
 ``(predicted_tokens + prompt_weight * prompt_tokens) / weight(tenant)``; when the
 true length is known, ``correct`` replaces the predicted part with it (VTC counts
 real tokens; the prediction is only the up-front charge). With one tenant this is
@@ -39,7 +44,6 @@ the floor.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -55,16 +59,14 @@ Tenant: TypeAlias = str | None
 
 
 class _Item:
-    """One queued request: its tenant, global enqueue order and guard deadline."""
+    """One queued request: its tenant and global enqueue order."""
 
-    __slots__ = ("alive", "deadline", "req", "seq", "tenant")
+    __slots__ = ("req", "seq", "tenant")
 
-    def __init__(self, tenant: Tenant, seq: int, deadline: float, req: Request) -> None:
+    def __init__(self, tenant: Tenant, seq: int, req: Request) -> None:
         self.tenant = tenant
         self.seq = seq
-        self.deadline = deadline
         self.req = req
-        self.alive = True
 
 
 class _Backlog:
@@ -122,7 +124,6 @@ class FairQueue:
         self._weight = weight
         self._backlog: dict[Tenant, _Backlog] = {}
         self._items: dict[int, _Item] = {}  # id(req) -> item
-        self._by_deadline: list[tuple[float, int, _Item]] = []
         self._counter = itertools.count()
         self._counters: dict[Tenant, float] = {}
         # Lift floor: the smallest backlogged counter (exactly, while any tenant is
@@ -156,68 +157,52 @@ class FairQueue:
         if b is None:
             # Becoming backlogged: lift to the floor so idle time banks no credit.
             self._counters[tenant] = max(self._counters.get(tenant, self._floor), self._floor)
-            b = self._backlog[tenant] = _Backlog(WaitingQueue(self.policy))
+            b = self._backlog[tenant] = _Backlog(WaitingQueue(self.policy, self.guard))
         b.queue.add(req, now)
         b.count(req.tier, +1)
-        deadline = self.guard.deadline(req) if self.guard is not None else math.inf
-        item = _Item(tenant, next(self._counter), deadline, req)
-        self._items[id(req)] = item
-        if self.guard is not None:
-            heapq.heappush(self._by_deadline, (deadline, item.seq, item))
+        self._items[id(req)] = _Item(tenant, next(self._counter), req)
 
     def remove(self, req: Request) -> bool:
         """Take ``req`` out of the queue (e.g. the client went away); False if absent."""
         item = self._items.pop(id(req), None)
         if item is None:
             return False
-        item.alive = False
         b = self._backlog[item.tenant]
         b.queue.remove(req)
         b.count(req.tier, -1)
         if not b.queue:
             self._leave(item.tenant)
-        # Lazy deletion in the deadline heap; compact it when dead entries pile up.
-        if not self._items:
-            self._by_deadline.clear()
-        elif len(self._by_deadline) > 2 * len(self._items) + 64:
-            self._by_deadline = [t for t in self._by_deadline if t[2].alive]
-            heapq.heapify(self._by_deadline)
         return True
 
     def peek(self, now: float) -> Request | None:
         """The request ``pop(now)`` would return, without removing it."""
-        if not self._items:
-            return None
-        overdue = self._overdue(now)
-        return overdue.req if overdue is not None else self._fair_best(now)
+        b = self._fair_tenant(now)
+        return b.queue.peek(now) if b is not None else None
 
     def pop(self, now: float) -> Request:
         """Remove and return the next request to serve at time ``now``, charging its tenant."""
-        if not self._items:
+        b = self._fair_tenant(now)
+        if b is None:
             raise IndexError("pop from an empty FairQueue")
-        overdue = self._overdue(now)
-        if overdue is not None:
-            req = overdue.req
-            # Promotion = the guard chose a request the fair order would not have.
-            self.promotions += 1 if self._fair_best(now) is not req else 0
-        else:
-            fair = self._fair_best(now)
-            assert fair is not None
-            req = fair
-        tenant = self._items[id(req)].tenant
+        before = b.queue.promotions
+        req = b.queue.pop(now)
+        self.promotions += b.queue.promotions - before
+        tenant = self._items.pop(id(req)).tenant
         old = self._counters[tenant]
         self._counters[tenant] = old + self._cost(req) / self._weight_of(tenant)
-        self.remove(req)
+        b.count(req.tier, -1)
+        if not b.queue:
+            self._leave(tenant)
         if old <= self._floor:
             self._advance_floor()  # it was at the minimum, which may have moved up
         return req
 
     def deadline_of(self, req: Request) -> float:
         """The guard's deadline of queued ``req`` (inf without a guard); KeyError if absent."""
-        try:
-            return self._items[id(req)].deadline
-        except KeyError:
-            raise KeyError(f"request {req.id!r} is not queued") from None
+        item = self._items.get(id(req))
+        if item is None:
+            raise KeyError(f"request {req.id!r} is not queued")
+        return self._backlog[item.tenant].queue.deadline_of(req)
 
     # -- fairness -----------------------------------------------------------------------
 
@@ -275,17 +260,7 @@ class FairQueue:
             raise ValueError(f"FairQueue: weight of tenant {tenant!r} must be finite and > 0")
         return w
 
-    def _overdue(self, now: float) -> _Item | None:
-        if self.guard is None:
-            return None
-        heap = self._by_deadline
-        while heap and not heap[0][2].alive:
-            heapq.heappop(heap)
-        if heap and heap[0][0] <= now:
-            return heap[0][2]
-        return None
-
-    def _fair_best(self, now: float) -> Request | None:
+    def _fair_tenant(self, now: float) -> _Backlog | None:
         # Smallest (head tier, counter); ties -> the head enqueued first. Heads are
         # only looked at for tied tenants, so the scan is O(backlogged tenants).
         counters = self._counters
@@ -298,10 +273,15 @@ class FairQueue:
             elif k == best_k:
                 tied.append(b)
         if len(tied) <= 1:
-            return tied[0].queue.peek(now) if tied else None
-        # Backlogged queues are never empty, so every head exists.
-        heads = [h for h in (b.queue.peek(now) for b in tied) if h is not None]
-        return min(heads, key=lambda r: self._items[id(r)].seq)
+            return tied[0] if tied else None
+        items = self._items
+
+        def head_seq(b: _Backlog) -> int:
+            head = b.queue.peek(now)
+            assert head is not None  # backlogged queues are never empty
+            return items[id(head)].seq
+
+        return min(tied, key=head_seq)
 
     def _advance_floor(self) -> None:
         if self._backlog:

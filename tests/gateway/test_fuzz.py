@@ -37,11 +37,15 @@ def _dump(value: Any) -> str:
     return json.dumps(value)  # ensure_ascii: lone surrogates become \ud800 escapes
 
 
+def _weighted(*options: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of ``options``, each drawn about ``weight`` times as often."""
+    return st.sampled_from([s for w, s in options for _ in range(w)]).flatmap(lambda s: s)
+
+
+_text = st.text(max_size=30)
 _surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
-_text = st.one_of(
-    st.text(max_size=30),
-    st.tuples(st.text(max_size=8), _surrogate, st.text(max_size=8)).map("".join),
-)
+#: Text with a lone surrogate somewhere (json.dumps writes it as a \udXXX escape).
+_bad_text = st.tuples(_text, _surrogate, _text).map("".join)
 _scalar = st.one_of(
     st.none(),
     st.booleans(),
@@ -81,12 +85,13 @@ _HOSTILE = [
     '"x\\udfff"',
     '"\\udc00\\ud800"',
 ]
-_hostile = st.one_of(
-    st.sampled_from(_HOSTILE),
-    _json_value.map(_dump),
-    st.integers(1, 60).map(lambda d: "[" * d + "]" * d),
-    st.integers(1, 60).map(lambda d: '{"a":' * d + "1" + "}" * d),
-    st.sampled_from([3_000, 20_000]).map(lambda d: "[" * d + "]" * d),
+_hostile = _weighted(
+    (4, _json_value.map(_dump)),
+    (4, st.sampled_from(_HOSTILE)),
+    (1, _bad_text.map(_dump)),
+    (1, st.integers(1, 40).map(lambda d: "[" * d + "]" * d)),
+    (1, st.integers(1, 40).map(lambda d: '{"a":' * d + "1" + "}" * d)),
+    (1, st.sampled_from([3_000, 20_000]).map(lambda d: "[" * d + "]" * d)),
 )
 #: max_tokens steers the fake engine's work: small when valid, else out of range/type.
 _max_tokens = st.one_of(
@@ -117,13 +122,18 @@ _unknown_key = st.text(max_size=12).filter(lambda k: not k.startswith("fake"))
 
 
 @st.composite
-def _body(draw: st.DrawFn) -> bytes:
-    """A request body: valid-ish completions or chat, hostile variants, or raw bytes."""
-    kind = draw(st.sampled_from(["completion", "chat", "chat", "completion", "raw"]))
+def _request(draw: st.DrawFn) -> tuple[str, bytes]:
+    """(path, body): a valid-ish completions or chat body for the path, with hostile
+    variants of its fields; now and then the other route's body, or raw bytes."""
+    path = draw(st.sampled_from(PATHS))
+    # Hypothesis leans to the first option and to 0s: the plain case comes first.
+    kind = draw(st.sampled_from(["path", "path", "path", "path", "other", "raw"]))
     if kind == "raw":
-        return draw(st.binary(max_size=64))
-    fields: dict[str, str] = {"model": _dump(draw(st.sampled_from(["tiny", "m" * 300])))}
-    if kind == "completion":
+        return path, draw(st.binary(max_size=64))
+    chat = (path == PATHS[1]) == (kind == "path")
+    model = draw(st.sampled_from(["tiny", "tiny", "tiny", "tiny", "m" * 300]))
+    fields: dict[str, str] = {"model": _dump(model)}
+    if not chat:
         prompt = draw(
             st.one_of(
                 _text,
@@ -135,26 +145,27 @@ def _body(draw: st.DrawFn) -> bytes:
     else:
         content = draw(st.one_of(_text, st.lists(st.fixed_dictionaries({"text": _text}))))
         fields["messages"] = _dump([{"role": "user", "content": content}])
-    fields["max_tokens"] = draw(st.one_of(st.integers(1, 8).map(str), _max_tokens))
+    fields["max_tokens"] = draw(_weighted((3, st.integers(1, 8).map(str)), (1, _max_tokens)))
     if draw(st.booleans()):
         fields["stream"] = "true"
         if draw(st.booleans()):
             fields["stream_options"] = '{"include_usage": true}'
-    for key in draw(st.lists(st.sampled_from(_KNOWN), max_size=3, unique=True)):
+    for key in draw(st.lists(st.sampled_from(_KNOWN), max_size=2, unique=True)):
         fields[key] = draw(_hostile)
     for key in draw(st.lists(_unknown_key, max_size=2, unique=True)):
-        fields.setdefault(key, draw(_hostile))
+        value = draw(_weighted((3, _json_value.map(_dump)), (1, _hostile)))
+        fields.setdefault(key, value)
     text = "{" + ",".join(f"{_dump(k)}:{v}" for k, v in fields.items()) + "}"
-    if draw(st.integers(0, 9)) == 0:  # truncated mid-body
+    if draw(st.integers(0, 9)) == 9:  # truncated mid-body
         text = text[: draw(st.integers(0, max(0, len(text) - 1)))]
-    if draw(st.integers(0, 4)) == 0:  # UTF-8 on the wire, surrogates encoded raw (invalid)
+    if draw(st.integers(0, 4)) == 4:  # UTF-8 on the wire, surrogates encoded raw (invalid)
         try:
             raw = json.dumps(json.loads(text), ensure_ascii=False)
         except (ValueError, RecursionError):
             pass  # not JSON that Python round-trips: sent as it is
         else:
-            return raw.encode("utf-8", "surrogatepass")
-    return text.encode()
+            return path, raw.encode("utf-8", "surrogatepass")
+    return path, text.encode()
 
 
 _HEADER_NAMES = [
@@ -229,8 +240,9 @@ def test_no_request_breaks_the_gateway(tolerant_engine, start_gateway, mode, pol
             database=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         )
-        @given(path=st.sampled_from(PATHS), body=_body(), headers=_headers)
-        def one_request(path: str, body: bytes, headers: dict[str, str]) -> None:
+        @given(request=_request(), headers=_headers)
+        def one_request(request: tuple[str, bytes], headers: dict[str, str]) -> None:
+            path, body = request
             r = client.post(path, content=body, headers=headers)
             assert r.status_code < 500, (r.status_code, r.text[:300], body[:200])
             if r.status_code >= 400:

@@ -119,9 +119,7 @@ def test_every_priority_backend_sends_the_same_order(backend):
     if backend == "sglang":  # SGLang's default: larger is more important
         sent = [-s for s in sent]
     assert sent == keys
-    low_first = [
-        _sent_priority(backend, k, sglang_low_priority_values_first=True)[0] for k in keys
-    ]
+    low_first = [_sent_priority(backend, k, sglang_low_priority_values_first=True)[0] for k in keys]
     assert low_first == keys
 
 

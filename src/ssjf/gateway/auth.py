@@ -149,7 +149,7 @@ def _read_keys_file(path: str) -> dict[str, Principal]:
             raise ConfigError(f"{where}: 'trusted' must be true or false")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise ConfigError(f"{where}: 'weight' must be a number > 0")
-        d = digest.lower() if digest is not None else _digest(key)
+        d = digest.lower() if isinstance(digest, str) else _digest(str(key))
         if d in out:
             raise ConfigError(f"{where}: the same key appears twice")
         out[d] = Principal(tenant=clean_tenant(tenant), trusted=trusted, weight=float(weight))

@@ -115,9 +115,7 @@ def parse_body(raw: bytes, max_depth: int = _DEFAULT_LIMITS.max_json_depth) -> d
         body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise _too_deep(max_depth) from None
-    except json.JSONDecodeError as e:
-        raise bad_request(f"request body is not valid JSON: {e}") from None
-    except _BadJSON as e:
+    except (json.JSONDecodeError, _BadJSON) as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
     except ValueError:
         # The only other ValueError is Python's limit on integer digits (4300).

@@ -104,7 +104,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     Use ``guarded_protocol(limits)``: it makes a subclass per server, which carries the
     limits and the gauge its connections share (uvicorn instantiates the class itself).
-    Requests whose head arrives in one read cost two comparisons and no timer.
+    A request whose head arrives in one read on a kept-alive connection costs a few
+    comparisons and no timer (a new connection arms one, as it must).
     """
 
     limits: ClassVar[ServerLimits] = ServerLimits()
