@@ -7,7 +7,13 @@ unchanged (so every test also checks pass-through):
 - ``fake_status``: answer with this HTTP error status instead;
 - ``fake_die_after``: a stream breaks the connection after this many tokens;
 - ``fake_gate``: hold the request until the test calls ``engine.gate.set()``;
+- ``fake_headers``: extra response headers (an object of name -> value);
+- ``fake_html_error``: answer with this status and an HTML error page (a proxy's);
+- ``fake_chunk_bytes``: pad each streamed token's text to this many bytes;
 - ``max_tokens``: tokens generated (default 8), one SSE chunk each.
+
+Any other route answers a JSON echo of what it received (method, path, query,
+headers, body), as an engine's unscheduled routes would answer something.
 """
 
 from __future__ import annotations
@@ -59,10 +65,29 @@ class FakeEngine:
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/{path:path}", self.echo, methods=["GET", "POST", "DELETE"]),
             ]
         )
 
+    async def health(self, request: Request) -> Response:
+        return Response(status_code=200)
+
+    async def echo(self, request: Request) -> Response:
+        self.headers.append(dict(request.headers))
+        return JSONResponse(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "headers": dict(request.headers),
+                "body": (await request.body()).decode("utf-8", "replace"),
+            },
+            headers={"x-engine-route": "echo"},
+        )
+
     async def models(self, request: Request) -> Response:
+        self.headers.append(dict(request.headers))
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def completions(self, request: Request) -> Response:
@@ -82,15 +107,21 @@ class FakeEngine:
             return JSONResponse(
                 {"error": {"message": "fake failure", "type": "fake", "param": None, "code": None}},
                 status_code=status,
+                headers=body.get("fake_headers"),
             )
+        if "fake_html_error" in body:
+            page = "<html><body>Traceback: /srv/secret/app.py line 3, key=sk-LEAK</body></html>"
+            return Response(page, status_code=int(body["fake_html_error"]), media_type="text/html")
         n = int(body.get("max_tokens") or 8)
         delay = float(body.get("fake_token_delay", self.token_delay))
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             die_after = body.get("fake_die_after")
+            pad = int(body.get("fake_chunk_bytes", 1))
             return StreamingResponse(
-                self._stream(chat, n, delay, usage, die_after, request),
+                self._stream(chat, n, delay, usage, die_after, request, pad),
                 media_type="text/event-stream",
+                headers=body.get("fake_headers"),
             )
         self._enter()
         try:
@@ -119,7 +150,8 @@ class FakeEngine:
                 "model": body.get("model", "fake"),
                 "choices": [choice],
                 "usage": {"prompt_tokens": 3, "completion_tokens": n, "total_tokens": n + 3},
-            }
+            },
+            headers=body.get("fake_headers"),
         )
 
     def _enter(self) -> None:
@@ -136,7 +168,14 @@ class FakeEngine:
                 self.finished += 1
 
     async def _stream(
-        self, chat: bool, n: int, delay: float, usage: bool, die_after: Any, request: Request
+        self,
+        chat: bool,
+        n: int,
+        delay: float,
+        usage: bool,
+        die_after: Any,
+        request: Request,
+        pad: int = 1,
     ) -> Any:
         self._enter()
         done = False
@@ -150,8 +189,9 @@ class FakeEngine:
                     await asyncio.sleep(delay)
                 if await request.is_disconnected():
                     return
-                delta = {"content": "x"} if chat else None
-                choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": "x"}
+                text = "x" * pad
+                delta = {"content": text} if chat else None
+                choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": text}
                 yield f"data: {json.dumps({'id': 'c', 'choices': [choice]})}\n\n"
                 first = first if first is not None else time.perf_counter()
             if usage:
