@@ -202,3 +202,35 @@ def test_time_dependent_policy_and_guard_work_behind_the_queue(engine, start_gat
     order = _release_order(gw, fake, (50, 10, 40))
     assert order == ["len=1 first", "len=50", "len=10", "len=40"]
     assert gw.gw.dispatcher.queue.promotions >= 1
+
+
+def test_default_mode_bounds_engine_concurrency_and_ends_in_429(engine, start_gateway):
+    """Without max_in_flight the engine orders by priority, and admission still holds."""
+    fake, up = engine
+    gw = start_gateway(upstreams=[up.url], engine_max_concurrency=2, max_queue=2)
+    url = gw.url + "/v1/completions"
+    with ThreadPoolExecutor(6) as pool:
+        held = [pool.submit(post_json, url, completion(f"h{i}", 10, fake_gate=True)) for i in "ab"]
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 2)
+        queued = [pool.submit(post_json, url, completion(f"q{i}")) for i in "ab"]
+        gw.wait_for(lambda g: g.dispatcher.queue_len == 2)
+        r = post_json(url, completion("over"))
+        assert r.status_code == 429 and "retry-after" in r.headers
+        fake.gate.set()
+        assert [f.result().status_code for f in held + queued] == [200] * 4
+    assert fake.max_active <= 2
+
+
+def test_configured_policy_reaches_the_engine_priority(engine, start_gateway):
+    """fcfs sends equal priorities; ssjf sends the shorter prediction the lower one."""
+    fake, up = engine
+
+    def priorities(policy: str) -> list[int]:
+        gw = start_gateway(FakePredictor(), upstreams=[up.url], policy=policy)
+        for n in (400, 5):
+            assert post_json(gw.url + "/v1/completions", completion(f"len={n}", 1000)).is_success
+        return [b["priority"] for b in list(fake.received)[-2:]]
+
+    long_, short = priorities("ssjf")
+    assert short < long_
+    assert len(set(priorities("fcfs"))) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,26 @@ def serve_cmd(
         "--set",
         help="Any gateway setting as KEY=VALUE (JSON values), e.g. --set priority_bucket_tokens=16.",
     ),
+    api_key: list[str] | None = typer.Option(
+        None,
+        "--api-key",
+        help="Require this key (Authorization: Bearer KEY); repeatable. Or SSJF_GATEWAY_API_KEYS.",
+    ),
+    api_keys_file: str | None = typer.Option(
+        None, "--api-keys-file", help="TOML/JSON file of keys with tenants (docs/gateway.md)."
+    ),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log", help="One JSON line per request on stderr."
+    ),
     host: str | None = typer.Option(None, "--host", help="Listen address (default 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Listen port (default 8080)."),
-    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option("warning", "--log-level", help="Log level (gateway, uvicorn)."),
 ) -> None:
-    """Run the SSJF gateway: clients talk to it instead of the engine."""
+    """Run the SSJF gateway: clients talk to it instead of the engine.
+
+    Settings come from --config FILE, then SSJF_GATEWAY_<SETTING> environment
+    variables, then --set, then the flags.
+    """
     from ssjf.gateway.config import ConfigError, load_config
 
     extra: dict[str, Any] = {}
@@ -93,27 +109,33 @@ def serve_cmd(
         "fallback_tokens": fallback_tokens,
         "traffic_log": traffic_log,
         "log_prompts": log_prompts,
+        "api_keys": list(api_key) if api_key else None,
+        "api_keys_file": api_keys_file,
+        "access_log": access_log,
         "host": host,
         "port": port,
     }
     try:
-        cfg = load_config(
-            config, {**extra, **{k: v for k, v in overrides.items() if v is not None}}
-        )
+        cfg = load_config(config, overrides, settings=extra)
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     try:
         from ssjf.gateway import server as gateway_server
         from ssjf.gateway.app import create_app
+        from ssjf.gateway.logs import configure_logging
 
+        configure_logging(cfg.log_format, log_level)
+        if cfg.access_log:  # its lines are INFO whatever the level of the rest
+            logging.getLogger("ssjf.gateway.access").setLevel(logging.INFO)
         application = create_app(cfg)
     except (ConfigError, RuntimeError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(
         f"ssjf gateway on http://{cfg.host}:{cfg.port} -> {', '.join(cfg.upstreams)} "
-        f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight})",
+        f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight}, "
+        f"keys {'on' if cfg.api_keys or cfg.api_keys_file else 'off'})",
         err=True,
     )
     # Through the module, so tests can replace server.serve.
@@ -130,10 +152,15 @@ def gateway_overhead_cmd(
     ),
     requests: int = typer.Option(300, "--requests", help="Measured request pairs."),
     model: str = typer.Option("tiny", "--model", help="Model name sent in the body."),
+    production: bool = typer.Option(
+        False,
+        "--production",
+        help="In-process gateway with API keys (two tenants: fair queue), the JSON access "
+        "log and the traffic log on.",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
 ) -> None:
     """Latency the gateway adds at low load: one-token requests, direct vs through it."""
-    import json
     import threading
     import time
 
@@ -144,8 +171,13 @@ def gateway_overhead_cmd(
 
     server = None
     thread = None
+    headers: dict[str, str] | None = None
+    if production and gateway is not None:
+        typer.echo("error: --production configures the in-process gateway: omit --gateway")
+        raise typer.Exit(2)
     if gateway is None:
         import socket
+        import tempfile
 
         import uvicorn
 
@@ -156,7 +188,30 @@ def gateway_overhead_cmd(
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cfg = load_config(None, {"upstreams": [upstream], "backend": "vllm", "port": port})
+        settings: dict[str, Any] = {"upstreams": [upstream], "backend": "vllm", "port": port}
+        if production:
+            work = Path(tempfile.mkdtemp(prefix="ssjf-overhead-"))
+            keys = work / "keys.json"
+            keys.write_text(
+                json.dumps(
+                    {
+                        "keys": [
+                            {"key": "bench-a", "tenant": "a"},
+                            {"key": "bench-b", "tenant": "b", "weight": 2},
+                        ]
+                    }
+                )
+            )
+            settings.update(
+                api_keys_file=str(keys),
+                access_log=True,
+                traffic_log=str(work / "traffic.jsonl"),
+                log_prompts=True,
+            )
+            headers = {"authorization": "Bearer bench-a"}
+            # The access log is written (JSON, as deployed) to a file, not the terminal.
+            _log_to_file(work / "access.log")
+        cfg = load_config(None, settings)
         # The deployed server: the connection guards are part of the measured overhead.
         server = uvicorn.Server(
             uvicorn_config(
@@ -172,7 +227,9 @@ def gateway_overhead_cmd(
 
     try:
         body = {"model": model, "prompt": "Hello", "max_tokens": 1}
-        res = measure_added_latency(upstream, gateway, n=requests, body=body)
+        res = measure_added_latency(
+            upstream, gateway, n=requests, body=body, gateway_headers=headers
+        )
     except (httpx.HTTPError, RuntimeError) as e:
         typer.echo(f"error: {e} (is the engine at {upstream} and the gateway at {gateway} up?)")
         raise typer.Exit(1) from None
@@ -180,7 +237,10 @@ def gateway_overhead_cmd(
         if server is not None and thread is not None:
             server.should_exit = True
             thread.join(timeout=10)
-    table = Table(title="gateway added latency (one-token requests, one at a time)")
+    title = "gateway added latency (one-token requests, one at a time)"
+    if production:
+        title += "; keys, tenants, access and traffic logs on"
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("ms", justify="right")
     for k, v in res.items():
@@ -190,3 +250,15 @@ def gateway_overhead_cmd(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(res, indent=2) + "\n")
+
+
+def _log_to_file(path: Path) -> None:
+    """Send the gateway's JSON log lines (access log included) to ``path``."""
+    from ssjf.gateway.logs import JsonFormatter
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("ssjf")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logging.getLogger("ssjf.gateway.access").setLevel(logging.INFO)

@@ -3,7 +3,7 @@
 Requests go one at a time, alternating direct / via the gateway so both see
 the same engine state and machine noise; the added latency is the difference
 of the two medians (and the median of the paired differences). Used by
-`ssjf bench gateway-overhead` and by the serving benchmark.
+`ssjf bench gateway-overhead`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ def measure_added_latency(
     warmup: int = 20,
     body: dict[str, Any] | None = None,
     path: str = "/v1/completions",
+    gateway_headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Added latency (ms) of ``gateway_url`` over ``direct_url`` for ``body``, one request at a time.
 
     The default body asks for one token, so engine time is small and stable
-    and the comparison isolates the gateway's own work.
+    and the comparison isolates the gateway's own work. ``gateway_headers``
+    (e.g. the gateway's API key) go to the gateway only.
     """
     import httpx
 
@@ -44,7 +46,8 @@ def measure_added_latency(
             order = (direct_url, gateway_url) if i % 2 == 0 else (gateway_url, direct_url)
             for base in order:
                 t0 = time.perf_counter()
-                r = client.post(base.rstrip("/") + path, json=body)
+                extra = gateway_headers if base == gateway_url else None
+                r = client.post(base.rstrip("/") + path, json=body, headers=extra)
                 dt = time.perf_counter() - t0
                 if r.status_code != 200:
                     raise RuntimeError(f"{base}{path} answered {r.status_code}: {r.text[:200]}")
