@@ -6,12 +6,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
+from ssjf.registry import Registry
 from ssjf.request import Request
 
 #: Looks up a request's true output length. Only oracle policies receive one.
 TruthLookup = Callable[[Request], float]
-
-_REGISTRY: dict[str, type[Policy]] = {}
 
 
 class Policy(ABC):
@@ -55,29 +54,20 @@ class Policy(ABC):
         return f"{type(self).__name__}()"
 
 
+_REGISTRY: Registry[type[Policy]] = Registry("policy", "name")
+
+
 def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
     """Class decorator adding a policy to the registry under ``name``."""
-
-    def deco(cls: type[Policy]) -> type[Policy]:
-        if name in _REGISTRY:
-            raise ValueError(f"policy {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return _REGISTRY.register(name)
 
 
 def available_policies() -> dict[str, type[Policy]]:
     """Registered policies by name."""
-    return dict(_REGISTRY)
+    return _REGISTRY.as_dict()
 
 
 def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -> Policy:
     """Build a registered policy; oracle policies need ``truth``."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown policy {name!r}; known policies: {known}") from None
+    cls = _REGISTRY.get(name)
     return cls(truth=truth, **params) if params else cls(truth=truth)

@@ -26,13 +26,13 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from ssjf.estimate import LengthEstimate
+from ssjf.registry import Registry
 
 #: Version of the on-disk layout; bump when a loader can no longer read old dirs.
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 
 P = TypeVar("P", bound="Predictor")
-_REGISTRY: dict[str, type[Predictor]] = {}
 
 
 class PredictorError(ValueError):
@@ -132,33 +132,24 @@ class Predictor(ABC):
         return f"<{type(self).__name__} family={self.family!r} {state} params={self.params}>"
 
 
+_REGISTRY: Registry[type[Predictor]] = Registry("predictor family", "family", PredictorError)
+
+
 def register_predictor(family: str) -> Callable[[type[P]], type[P]]:
     """Class decorator: register a :class:`Predictor` subclass under ``family``."""
-
-    def deco(cls: type[P]) -> type[P]:
-        if family in _REGISTRY and _REGISTRY[family] is not cls:
-            raise PredictorError(f"predictor family {family!r} is already registered")
-        cls.family = family
-        _REGISTRY[family] = cls
-        return cls
-
-    return deco
+    return _REGISTRY.register(family)
 
 
 def available_predictors() -> dict[str, type[Predictor]]:
     """All registered families (importing :mod:`ssjf.predict` registers the built-in ones)."""
     _import_builtin_families()
-    return dict(_REGISTRY)
+    return _REGISTRY.as_dict()
 
 
 def make_predictor(family: str, **params: Any) -> Predictor:
     """An unfitted predictor of ``family`` with hyper-parameters ``params``."""
     _import_builtin_families()
-    try:
-        cls = _REGISTRY[family]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise PredictorError(f"unknown predictor family {family!r}; known: {known}") from None
+    cls = _REGISTRY.get(family)
     try:
         return cls(**params)
     except TypeError as exc:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ssjf.registry import Registry
+
 if TYPE_CHECKING:
     from ssjf.gateway.config import GatewayConfig
-
-_REGISTRY: dict[str, type[BackendAdapter]] = {}
 
 
 class BackendAdapter:
@@ -45,29 +45,19 @@ class BackendAdapter:
         return {}
 
 
+_REGISTRY: Registry[type[BackendAdapter]] = Registry("backend", "name")
+
+
 def register_backend(name: str) -> Callable[[type[BackendAdapter]], type[BackendAdapter]]:
     """Class decorator adding an engine adapter to the registry under ``name``."""
-
-    def deco(cls: type[BackendAdapter]) -> type[BackendAdapter]:
-        if name in _REGISTRY:
-            raise ValueError(f"backend {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return _REGISTRY.register(name)
 
 
 def available_backends() -> dict[str, type[BackendAdapter]]:
     """Registered adapters by name."""
-    return dict(_REGISTRY)
+    return _REGISTRY.as_dict()
 
 
 def make_backend(config: GatewayConfig) -> BackendAdapter:
     """The adapter named by ``config.backend``."""
-    try:
-        cls = _REGISTRY[config.backend]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown backend {config.backend!r}; known: {known}") from None
-    return cls(config)
+    return _REGISTRY.get(config.backend)(config)
