@@ -24,10 +24,25 @@ class RunningGateway:
     def __init__(self, server: ServerThread, gw: Gateway) -> None:
         self.server = server
         self.gw = gw
+        self.metrics_headers: dict[str, str] = {}
 
     @property
     def url(self) -> str:
         return self.server.url
+
+    def metrics_with(self, needle: str, timeout: float = 10.0) -> str:
+        """The /metrics text once it contains ``needle`` (requests are recorded after
+        their response is sent, so a client can read its answer first)."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            text = httpx.get(self.url + "/metrics", headers=self.metrics_headers).text
+            if needle in text:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} never appeared in /metrics")
+            time.sleep(0.01)
 
     def wait_for(self, cond: Callable[[Gateway], bool], timeout: float = 10.0) -> None:
         """Poll until ``cond(gateway)`` holds (state is read across threads; ints only)."""

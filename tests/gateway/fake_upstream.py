@@ -13,7 +13,8 @@ unchanged (so every test also checks pass-through):
 - ``max_tokens``: tokens generated (default 8), one SSE chunk each.
 
 Any other route answers a JSON echo of what it received (method, path, query,
-headers, body), as an engine's unscheduled routes would answer something.
+headers, body), as an engine's unscheduled routes would answer something; with
+the query parameter ``fake_gate=1`` it waits for the gate first.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class FakeEngine:
 
     async def echo(self, request: Request) -> Response:
         self.headers.append(dict(request.headers))
+        while request.query_params.get("fake_gate") and not self.gate.is_set():
+            await asyncio.sleep(0.005)
         return JSONResponse(
             {
                 "method": request.method,

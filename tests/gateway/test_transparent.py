@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 
 from .fake_upstream import free_port
@@ -94,11 +96,17 @@ def test_unscheduled_routes_pass_through_with_their_auth(engine, start_gateway):
 
 
 def test_passthrough_is_bounded(engine, start_gateway):
-    _, up = engine
+    fake, up = engine
     gw = start_gateway(upstreams=[up.url], max_passthrough_in_flight=1)
-    slots = gw.gw.passthrough_slots
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, gw.url + "/tokenize?fake_gate=1", json={}, timeout=10)
+        gw.wait_for(lambda g: g.passthrough_slots.locked())
+        r = httpx.post(gw.url + "/tokenize", json={})
+        assert r.status_code == 429 and r.json()["error"]["code"] == "passthrough_full"
+        fake.gate.set()
+        assert held.result().status_code == 200
+    gw.wait_for(lambda g: not g.passthrough_slots.locked())  # released after the answer
     assert httpx.post(gw.url + "/tokenize", json={}).status_code == 200
-    assert not slots.locked()  # released after the answer
 
 
 def test_no_upstream_address_in_client_errors_or_health(start_gateway):

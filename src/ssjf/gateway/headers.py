@@ -33,8 +33,9 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "priority",
     "expect",
 }
-#: Response headers the gateway writes itself.
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-type", "server", "date"}
+#: Response headers the gateway writes itself (its x-request-id is the one the engine
+#: received, so an engine echoing it loses nothing).
+_RESPONSE_DROP = _HOP_BY_HOP | {"content-type", "server", "date", "x-request-id"}
 
 REQUEST_ID = "x-request-id"
 _ID_OK = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")

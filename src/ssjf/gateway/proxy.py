@@ -135,6 +135,20 @@ class ProxiedResponse(Response):
             self._finish()
 
     async def _run(self, send: Send) -> None:
+        try:
+            await self._exchange(send)
+        except ClientStalled:
+            # The slot is free again (the upstream response was closed on the way out);
+            # the connection itself is closed by the server when this returns.
+            self.status = CLIENT_CLOSED
+            self.error_type = "client_write_timeout"
+            log.warning(
+                "client read nothing for %.0f s: response dropped",
+                self.write_timeout,
+                extra=self._log_extra(),
+            )
+
+    async def _exchange(self, send: Send) -> None:
         gw = self.gw
         ticket = self.ticket
         try:
@@ -179,18 +193,8 @@ class ProxiedResponse(Response):
                 await resp.aclose()
         except GatewayError as e:
             await self._send_error(send, e)
-        except ClientStalled:
-            # The slot is free again (the upstream response is closed on the way out);
-            # the connection itself is closed by the server when this returns.
-            self.status = CLIENT_CLOSED
-            self.error_type = "client_write_timeout"
-            log.warning(
-                "client read nothing for %.0f s: response dropped",
-                self.write_timeout,
-                extra={"request_id": self.request_id},
-            )
-        except (asyncio.CancelledError, OSError):
-            raise  # client gone / shutdown
+        except (asyncio.CancelledError, OSError, ClientStalled):
+            raise  # client gone / stalled / shutdown
         except Exception:
             # A bug must still end the request with an answer, not a dropped connection;
             # the client learns nothing of the gateway's internals, the log has it all.
