@@ -171,6 +171,7 @@ def gateway_overhead_cmd(
 
     server = None
     thread = None
+    work: Path | None = None  # the --production gateway's files, removed afterwards
     headers: dict[str, str] | None = None
     if production and gateway is not None:
         typer.echo("error: --production configures the in-process gateway: omit --gateway")
@@ -237,6 +238,11 @@ def gateway_overhead_cmd(
         if server is not None and thread is not None:
             server.should_exit = True
             thread.join(timeout=10)
+        if work is not None:
+            import shutil
+
+            logging.getLogger("ssjf").handlers.clear()
+            shutil.rmtree(work, ignore_errors=True)
     title = "gateway added latency (one-token requests, one at a time)"
     if production:
         title += "; keys, tenants, access and traffic logs on"
