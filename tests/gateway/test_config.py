@@ -36,6 +36,7 @@ def test_file_then_flags(tmp_path):
         ({}, "upstream"),
         ({"upstreams": ["http://a"], "max_in_flight": 0}, "max_in_flight"),
         ({"upstreams": ["http://a"], "colour": "red"}, "colour"),
+        ({"upstreams": ["http://a"], "max_queue_bytes": 10, "max_body_bytes": 20}, "at least"),
     ],
 )
 def test_bad_settings_are_refused(settings, needle):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -234,3 +235,78 @@ def test_configured_policy_reaches_the_engine_priority(engine, start_gateway):
     long_, short = priorities("ssjf")
     assert short < long_
     assert len(set(priorities("fcfs"))) == 1
+
+
+def test_queued_bodies_are_bounded_in_bytes(engine, start_gateway):
+    """Big bodies queue up to max_queue_bytes, then 429 (before: 40 x 8 MiB held whole)."""
+    fake, up = engine
+    mib = 1 << 20
+    gw = start_gateway(
+        upstreams=[up.url],
+        backend="fifo",
+        max_in_flight=1,
+        max_queue_bytes=3 * mib,
+        max_body_bytes=2 * mib,
+    )
+    url = gw.url + "/v1/completions"
+    big = "x" * (mib - 200)
+    with ThreadPoolExecutor(4) as pool:
+        held = pool.submit(post_json, url, completion("held", 10, fake_gate=True))
+        gw.wait_for(lambda g: g.dispatcher.in_flight == 1)
+        queued = []
+        for i in range(3):
+            queued.append(pool.submit(post_json, url, completion(f"{i} {big}")))
+            gw.wait_for(lambda g, k=i + 1: g.dispatcher.queue_len == k)
+        r = post_json(url, completion(f"over {big}"))
+        assert r.status_code == 429 and "bytes" in r.json()["error"]["message"]
+        assert gw.gw.dispatcher.queued_bytes <= 3 * mib
+        fake.gate.set()
+        assert [f.result().status_code for f in [held, *queued]] == [200] * 4
+    gw.wait_for(lambda g: g.dispatcher.queued_bytes == 0 and g.dispatcher.in_flight == 0)
+
+
+def test_bodies_in_transit_are_bounded_too(engine, start_gateway):
+    """Many connections uploading big bodies at once cannot take the memory first."""
+    _, up = engine
+    kib = 1024
+    gw = start_gateway(upstreams=[up.url], max_queue_bytes=1024 * kib, max_body_bytes=1024 * kib)
+    port = gw.server.port
+    part = b'{"prompt": "' + b"x" * (600 * kib)
+    # Each announces ~1 MiB, sends 600 KiB and stalls: the gateway holds what arrived.
+    s1 = _partial_upload(port, 1000 * kib, part)
+    try:
+        gw.wait_for(lambda g: g.receiving.used >= 600 * kib)
+        s2 = _partial_upload(port, 1000 * kib, part)
+        try:
+            reply = _read_response(s2)
+        finally:
+            s2.close()
+        assert reply.startswith(b"HTTP/1.1 429"), reply[:100]
+        assert b"receiving too many request bytes" in reply
+    finally:
+        s1.close()
+    gw.wait_for(lambda g: g.receiving.used == 0)
+    assert post_json(gw.url + "/v1/completions", completion("after")).status_code == 200
+
+
+def _partial_upload(port: int, announced: int, part: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {announced}\r\n\r\n".encode()
+        + part
+    )
+    return s
+
+
+def _read_response(s: socket.socket) -> bytes:
+    """Bytes of one response with a Content-Length, read to its end."""
+    s.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b"\r\n\r\n" + body

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ssjf.gateway.aio import within
 from ssjf.gateway.auth import Principal
 from ssjf.gateway.config import GatewayConfig
-from ssjf.gateway.core import Gateway
+from ssjf.gateway.core import ByteBudget, Gateway
 from ssjf.gateway.errors import GatewayError, bad_request, error_body
 from ssjf.gateway.headers import REQUEST_ID, request_id, upstream_request_headers
 from ssjf.gateway.predictor_runner import SupportsPredict
@@ -50,8 +50,9 @@ def _too_big(limit: int) -> GatewayError:
     )
 
 
-async def _read_body(request: Any, limit: int, timeout_s: float) -> bytes:
-    """The request body: 413 past ``limit`` bytes, 408 if it takes over ``timeout_s``."""
+async def _read_body(request: Any, limit: int, timeout_s: float, budget: ByteBudget) -> bytes:
+    """The request body: 413 past ``limit`` bytes, 408 if it takes over ``timeout_s``,
+    429 while all connections together are receiving more than ``budget`` allows."""
     cl = request.headers.get("content-length")
     if cl is not None:
         if not cl.isdigit() or len(cl) > 18:
@@ -67,6 +68,7 @@ async def _read_body(request: Any, limit: int, timeout_s: float) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise _too_big(limit)
+            budget.take(len(chunk))
             chunks.append(chunk)
 
     try:
@@ -78,6 +80,8 @@ async def _read_body(request: Any, limit: int, timeout_s: float) -> bytes:
             "invalid_request_error",
             code="request_timeout",
         ) from None
+    finally:
+        budget.give(sum(len(c) for c in chunks))
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -180,7 +184,9 @@ def create_app(
             await gw.ensure_started()
             principal = keys.authenticate(request.headers)
             tenant = principal.tenant
-            raw = await _read_body(request, config.max_body_bytes, config.body_timeout_s)
+            raw = await _read_body(
+                request, config.max_body_bytes, config.body_timeout_s, gw.receiving
+            )
             parsed = parse_request(raw, chat, gw.limits)
             ticket, source = await gw.admit(parsed, arrival, principal, len(raw))
         except ClientDisconnect:
@@ -233,7 +239,9 @@ def create_app(
         try:
             await gw.ensure_started()
             principal = keys.authenticate(request.headers)
-            body = await _read_body(request, config.max_body_bytes, config.body_timeout_s)
+            body = await _read_body(
+                request, config.max_body_bytes, config.body_timeout_s, gw.receiving
+            )
             headers = forward_headers(request, principal)
             headers[REQUEST_ID] = rid
             if body:

@@ -230,6 +230,11 @@ class GatewayConfig(BaseModel):
                 f"policy {self.policy!r} is an oracle (reads true output lengths, which only "
                 f"the simulator has); use one of: {known}"
             )
+        if self.max_queue_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_queue_bytes ({self.max_queue_bytes}) must be at least max_body_bytes "
+                f"({self.max_body_bytes}): a request of the largest allowed size must fit"
+            )
         from ssjf.gateway.backends import available_backends
 
         backends = available_backends()

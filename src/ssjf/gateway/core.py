@@ -17,6 +17,7 @@ from ssjf.gateway.auth import KeyStore, Principal
 from ssjf.gateway.backends import make_backend
 from ssjf.gateway.config import ConfigError, GatewayConfig
 from ssjf.gateway.dispatcher import Dispatcher, Ticket
+from ssjf.gateway.errors import queue_full
 from ssjf.gateway.metrics import GatewayMetrics
 from ssjf.gateway.ordering import EngineOrdering, guard_of
 from ssjf.gateway.predictor_runner import PredictorRunner, SupportsPredict, load_predictor_dir
@@ -37,6 +38,29 @@ access_log = logging.getLogger("ssjf.gateway.access")
 MAX_TIER = 1000
 #: How long a readiness probe's answer is reused.
 READY_CACHE_S = 1.0
+
+
+class ByteBudget:
+    """Bytes of request bodies being received at once, over all connections.
+
+    The queue bounds the bodies it holds (``max_queue_bytes``); this bounds the
+    ones still arriving, so thousands of connections each uploading a body just
+    under ``max_body_bytes`` cannot take the memory first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> None:
+        """Reserve ``n`` bytes, or 429 when the budget is spent."""
+        if self.used + n > self.limit:
+            raise queue_full(1, "the gateway is receiving too many request bytes at once")
+        self.used += n
+
+    def give(self, n: int) -> None:
+        """Release ``n`` reserved bytes."""
+        self.used -= n
 
 
 class Gateway:
@@ -74,6 +98,7 @@ class Gateway:
             weight=lambda t: weights.get(t, 1.0) if t is not None else 1.0,
         )
         self.limits = BodyLimits.from_config(config)
+        self.receiving = ByteBudget(config.max_queue_bytes)
         self.metrics = GatewayMetrics(max_model_labels=config.max_model_labels)
         self.metrics.bind_state(
             queue_len=lambda: self.dispatcher.queue_len,
