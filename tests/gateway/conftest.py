@@ -11,7 +11,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from ssjf.gateway.app import Gateway, create_app
+from ssjf.gateway.app import create_app
+from ssjf.gateway.core import Gateway
 from ssjf.gateway.config import load_config
 from ssjf.gateway.server import ServerLimits
 
