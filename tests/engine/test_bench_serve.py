@@ -10,7 +10,7 @@ import pytest
 
 from ssjf.loadgen.serve_bench import CONFIGS as CONFIG_NAMES
 from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
-from ssjf.loadgen.workload import data_dir
+from ssjf.workload.data import data_dir
 
 from .conftest import ENGINE_SLOTS, Engine
 

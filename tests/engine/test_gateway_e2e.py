@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -92,15 +91,18 @@ def test_gateway_streams_pass_through_with_exact_lengths(start_gateway: Any) -> 
     assert "ssjf_" in metrics
 
 
-def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
-    """Occupy the engine's single slot with a long stream, send short requests tagged
-    with predicted lengths ``shorts`` (in that arrival order), check they are queued,
+def _run_order(gw: Any, shorts: list[int], check_queued: Any) -> list[int]:
+    """Occupy the engine's single slot with a long stream through gateway ``gw``, send
+    short requests tagged with predicted lengths ``shorts`` (in that arrival order: each
+    is sent once the gateway holds the one before), check they are queued,
     then end the long one by disconnecting; return the tags in the order they started
     generating (one slot: one at a time). Nothing here depends on how fast the machine is.
 
     The long request is tagged ``len=0`` so it is first in any queue even if it
     reached the engine after a short one.
     """
+    url = gw.url
+    dispatcher = gw.gateway.dispatcher
     waits: list[tuple[float, int]] = []
 
     def short(tag: int) -> None:
@@ -135,9 +137,16 @@ def _run_order(url: str, shorts: list[int], check_queued: Any) -> list[int]:
             lines = r.iter_lines()
             while not next(lines).startswith("data:"):
                 pass  # until the long request generates: it holds the slot
-            for n in shorts:
+            for k, n in enumerate(shorts):
                 futs.append(pool.submit(short, n))
-                time.sleep(0.1)  # arrival order is the list order
+                # Arrival order is the list order: the next one leaves once the gateway
+                # holds this one (forwarded or queued, with the long one: k + 2).
+                wait_until(
+                    lambda k=k: dispatcher.in_flight + dispatcher.queue_len == k + 2,
+                    60,
+                    f"short request {n} at the gateway",
+                    lambda: f"in_flight={dispatcher.in_flight} queued={dispatcher.queue_len}",
+                )
             check_queued()
         # Leaving the block closed the long stream: the slot frees, the shorts run.
         for f in futs:
@@ -163,9 +172,9 @@ def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: 
 
     gws.append(start_gateway(predictor=PromptTagPredictor()))
     # Arrival order is 50, 30, 10, 40: serving 10, 30, 40, 50 is the priorities' doing.
-    # (Without priorities the engine's order among requests arriving 0.1 s apart is
-    # not reliable on a loaded machine: its API server hands them over in bursts.)
-    assert _run_order(gws[-1].url, shorts, check) == sorted(shorts)
+    # (Without priorities the engine's order among requests arriving one after another
+    # is not reliable on a loaded machine: its API server hands them over in bursts.)
+    assert _run_order(gws[-1], shorts, check) == sorted(shorts)
 
 
 @pytest.mark.engine_order
@@ -180,7 +189,7 @@ def test_gateway_held_queue_releases_in_policy_order(engine: Engine, start_gatew
         assert gw.gateway.dispatcher.in_flight == ENGINE_SLOTS
         assert engine_gauge(engine.url, WAITING) == 0
 
-    assert _run_order(gw.url, shorts, check) == sorted(shorts)
+    assert _run_order(gw, shorts, check) == sorted(shorts)
 
 
 def test_disconnect_frees_the_slot_and_aborts_the_engine_request(

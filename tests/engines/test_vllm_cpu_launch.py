@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,5 +99,30 @@ def test_server_runs_in_its_own_process_group_but_our_session(
     finally:
         server.stop(grace_s=5)
     assert server.proc.poll() is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)  # the whole group is gone, the sleeping child included
+    # The whole group is gone, the sleeping child included. The child, orphaned by the
+    # kill, dies and is reaped by init (or a subreaper) in its own time, so poll to a
+    # deadline rather than ask once; a zombie waiting to be reaped counts as gone.
+    deadline = time.monotonic() + 10
+    while live := _live_members(pid):
+        assert time.monotonic() < deadline, f"still alive 10 s after stop(): {live}"
+        time.sleep(0.01)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (any member where /proc is missing)."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        return [pgid]
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ")".
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # exited while we looked
+        if int(pgrp) == pgid and state != "Z":
+            out.append(int(stat.parent.name))
+    return out

@@ -12,8 +12,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 from ssjf.gateway.app import create_app
-from ssjf.gateway.core import Gateway
 from ssjf.gateway.config import load_config
+from ssjf.gateway.core import Gateway
 from ssjf.gateway.server import ServerLimits
 
 from .fake_upstream import FakeEngine, ServerThread

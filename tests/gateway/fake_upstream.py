@@ -14,7 +14,8 @@ unchanged (so every test also checks pass-through):
 
 Any other route answers a JSON echo of what it received (method, path, query,
 headers, body), as an engine's unscheduled routes would answer something; with
-the query parameter ``fake_gate=1`` it waits for the gate first.
+the query parameter ``fake_gate=1`` it waits for the gate first, and with
+``fake_html_error=STATUS`` it answers a load balancer's HTML error page.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class FakeEngine:
         self.headers.append(dict(request.headers))
         while request.query_params.get("fake_gate") and not self.gate.is_set():
             await asyncio.sleep(0.005)
+        if "fake_html_error" in request.query_params:
+            return Response(
+                "<html>nginx at 10.0.0.5:8000: upstream timed out</html>",
+                status_code=int(request.query_params["fake_html_error"]),
+                media_type="text/html",
+                headers={"location": "http://10.0.0.5:8000/x", "via": "1.1 internal-lb"},
+            )
         return JSONResponse(
             {
                 "method": request.method,

@@ -315,7 +315,7 @@ def test_connection_counter_returns_to_zero():
             p.connection_lost(None)
         assert cls.gauge.open == 0
         assert not state.connections
-        assert all(p._head_timer is None for p in protos)  # no timer left behind
+        assert not any(p.head_timer_armed for p in protos)  # no timer left behind
         # The freed places are usable again.
         p = cls(config=config, server_state=state, app_state={}, _loop=loop)
         p.connection_made(_Transport())

@@ -177,3 +177,20 @@ def test_queue_is_bounded_in_bytes_and_per_tenant():
         assert d.queued_bytes == 0 and d.queue_len == 0 and d.in_flight == 0
 
     asyncio.run(run())
+
+
+def test_only_queued_requests_settle_their_fair_share_charge():
+    async def run() -> None:
+        router = Router(["http://r0"], 1, cooldown_s=1.0)
+        d = Dispatcher(make_policy("ssjf"), None, router, max_queue=10)
+        first = d.submit(_req(0, 50.0, tenant="a"))  # started at once: never charged
+        queued = d.submit(_req(1, 50.0, tenant="a"))
+        d.release(first)  # the queued one is popped and charged to tenant a
+        charged = dict(d.queue.counters)
+        d.settle(first, 5_000)  # no charge to settle
+        assert dict(d.queue.counters) == charged
+        d.settle(queued, 50)  # predicted exactly: unchanged
+        assert dict(d.queue.counters) == charged
+        d.release(queued)
+
+    asyncio.run(run())

@@ -381,3 +381,41 @@ def test_client_priority_never_reaches_the_engine(engine, start_gateway, setting
     r = post_json(gw.url + "/v1/completions", completion("x", priority=1 << 40))
     assert r.status_code == 400 and _error(r)["param"] == "priority"
     _idle(gw)
+
+
+# -- review findings: fields that change how much the engine generates ------------
+
+
+def test_a_batch_of_prompts_is_that_many_sequences():
+    parsed = parse_request(
+        json.dumps({"prompt": ["a", "b", "c"], "max_tokens": 4, "n": 2}).encode(), False
+    )
+    assert parsed.n == 6 and parsed.work_limit == 24
+    ids = parse_request(json.dumps({"prompt": [[1, 2], [3]], "max_tokens": 4}).encode(), False)
+    assert ids.n == 2
+    with pytest.raises(GatewayError, match="batch of 17 prompts") as e:
+        parse_request(json.dumps({"prompt": ["a"] * 17}).encode(), False)
+    assert e.value.status == 400
+
+
+def test_min_tokens_and_ignore_eos_set_a_floor():
+    p = parse_request(
+        json.dumps({"prompt": "x", "max_tokens": 900, "min_tokens": 500}).encode(), False
+    )
+    assert p.min_output == 500
+    p = parse_request(
+        json.dumps({"prompt": "x", "max_tokens": 900, "ignore_eos": True}).encode(), False
+    )
+    assert p.min_output == 900
+    with pytest.raises(GatewayError):
+        parse_request(json.dumps({"prompt": "x", "ignore_eos": "yes"}).encode(), False)
+
+
+def test_min_tokens_cannot_jump_the_queue(engine, start_gateway):
+    _, up = engine
+    gw = start_gateway(upstreams=[up.url], fallback_tokens=30)
+    for extra, floor in (({"min_tokens": 700}, 700.0), ({"ignore_eos": True}, 800.0)):
+        body = {"model": "m", "prompt": "short", "max_tokens": 800, **extra}
+        r = post_json(gw.url + "/v1/completions", body)
+        assert r.status_code == 200
+        assert float(r.headers["x-ssjf-predicted-tokens"]) == floor

@@ -1,5 +1,8 @@
 """The reliability test's load generator must never drop a connection by itself.
 
+It tests ``tests/gateway/loadgen.py`` (a helper of ``test_reliability.py``), not
+``ssjf.loadgen``, so it lives beside that helper.
+
 A connection its own pool closes under a request fails that request with an
 httpx ``ReadError``, which the reliability test would blame on the gateway
 (encode/httpcore#1110; see loadgen.py). The pool can only do that to a connection

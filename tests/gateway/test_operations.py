@@ -131,3 +131,11 @@ def test_a_client_that_stops_reading_loses_its_slot(engine, start_gateway):
     finally:
         s.close()
     gw.metrics_with('type="client_write_timeout"')
+
+
+def test_text_log_lines_keep_the_extras():
+    from ssjf.gateway.logs import TextFormatter
+
+    rec = logging.makeLogRecord({"msg": "request", "request_id": "r9", "status": 200})
+    line = TextFormatter().format(rec)
+    assert line.endswith("request request_id=r9 status=200")

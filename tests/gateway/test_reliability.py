@@ -123,7 +123,8 @@ def test_twice_capacity_every_request_answered_or_429(engine_process, start_gate
     # One record per request that reached the gateway (an abandoned client may have
     # left before its request was even read).
     left = warm["counts"].get("abandoned", 0) + counts.get("abandoned", 0)
-    time.sleep(0.5)
+    # A request's record is written after its response is sent: wait for the last ones.
+    gw.wait_for(lambda g: g.traffic.records >= 200 + n - left)
     records = gw.gw.traffic.records
     assert 200 + n - left <= records <= 200 + n, (records, left)
     gc.collect()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssjf.loadgen.client import RequestResult, request_body
-from ssjf.loadgen.serve_bench import estimate_sources, kendall_tau
-from ssjf.loadgen.stats import percentile, summarize
+from ssjf.loadgen.serve_bench import estimate_sources
+from ssjf.loadgen.stats import summarize
 from ssjf.loadgen.workload import (
     TrainingRecord,
     WorkItem,
@@ -25,6 +24,7 @@ from ssjf.loadgen.workload import (
     read_alpaca_records,
     split_by_prompt,
 )
+from ssjf.stats import kendall_tau_b
 
 
 def _write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -124,9 +124,7 @@ def test_poisson_arrivals_have_the_asked_rate() -> None:
         poisson_arrivals(3, 0.0)
 
 
-def test_percentile_and_summary() -> None:
-    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
-    assert math.isnan(percentile([], 50))
+def test_replay_summary() -> None:
     rs = [
         RequestResult(
             id="a", max_tokens=3, sent=0.0, end=1.0, first_token=0.5, ok=True, completion_tokens=3
@@ -139,6 +137,7 @@ def test_percentile_and_summary() -> None:
     s = summarize(rs)
     assert (s.n, s.ok, s.errors) == (3, 2, 1)
     assert s.jct_mean == pytest.approx(2.0)
+    assert s.jct_p50 == pytest.approx(2.0)  # linear interpolation between 1 and 3
     assert s.ttft_mean == pytest.approx(0.5)
     assert s.throughput_rps == pytest.approx(2 / 4.0)
     assert s.exact_tokens == 1.0
@@ -152,12 +151,6 @@ def test_request_body_enforces_exact_length_and_passes_extras() -> None:
     assert chat["stream_options"] == {"include_usage": True} and chat["priority"] == 3
     plain = request_body(item, "m", "completions", stream=False)
     assert plain["prompt"] == "hi" and "stream" not in plain
-
-
-def test_kendall_tau_small_cases() -> None:
-    assert kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
-    assert kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
-    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
 
 
 def test_exported_workload_replays_in_the_simulator(tmp_path: Path) -> None:
@@ -188,10 +181,11 @@ def test_exported_workload_replays_in_the_simulator(tmp_path: Path) -> None:
 
 def test_bench_serve_export_only_writes_the_workload_and_starts_no_engine(tmp_path: Path) -> None:
     from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
-    from ssjf.loadgen.workload import data_dir
+    from ssjf.loadgen.workload import ALPACA_EVAL
+    from ssjf.workload.data import find_data_file
 
-    if data_dir() is None:
-        pytest.skip("SSJF_DATA_DIR not set: the bench replays AlpacaEval prompts")
+    if find_data_file(ALPACA_EVAL) is None:
+        pytest.skip("no AlpacaEval prompts (SSJF_DATA_DIR): the bench replays them")
     pytest.importorskip("sklearn", reason="the tfidf family needs scikit-learn")
     with pytest.raises(ValueError, match="export_only needs export_workload"):
         run_serve_bench(ServeBenchConfig(export_only=True), log=lambda m: None)
@@ -210,5 +204,5 @@ def test_bench_serve_export_only_writes_the_workload_and_starts_no_engine(tmp_pa
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 30 and len({r["prompt_id"] for r in rows}) == 30
     assert all(1 <= r["output_tokens"] <= 512 and r["predicted"] > 0 for r in rows)
-    tau = kendall_tau([r["predicted"] for r in rows], [r["output_tokens"] for r in rows])
+    tau = kendall_tau_b([r["predicted"] for r in rows], [r["output_tokens"] for r in rows])
     assert tau == pytest.approx(out["meta"]["predictor_kendall_tau"])

@@ -218,3 +218,15 @@ def test_predictor_bench_never_trains_on_a_held_out_prompt_text() -> None:
     held = {prompt_key(p) for te in bd.tests.values() for p in te.prompts}
     assert held and not held & {prompt_key(p) for p in bd.train.prompts}
     assert any("held-out prompt of another dataset" in s for s in bd.train.issues)
+
+
+def test_pick_ids_is_a_seeded_prefix_independent_of_record_order() -> None:
+    from ssjf.predict.split import held_out_ids, pick_ids
+
+    ids = [f"p{i}" for i in range(30)] * 2
+    picked = pick_ids(ids, 7, seed=3)
+    assert len(picked) == 7 and picked == pick_ids(list(reversed(ids)), 7, seed=3)
+    assert picked < pick_ids(ids, 8, seed=3)  # a longer pick extends the shorter one
+    assert held_out_ids(ids, 0.2, seed=3) == pick_ids(ids, 6, seed=3)
+    with pytest.raises(ValueError, match="31 of 30"):
+        pick_ids(ids, 31, seed=3)

@@ -48,9 +48,9 @@ class WriteOnce(list):  # type: ignore[type-arg]
 
 def run_counting(jobs: list[Job], engine: Engine, policy: str) -> RunContext:
     """Run ``engine`` like ``simulate`` does, with write-once completion records."""
-    from ssjf.sim.simulate import _fresh
+    from ssjf.sim.simulate import fresh_request
 
-    reqs = [_fresh(j.request) for j in jobs]
+    reqs = [fresh_request(j.request) for j in jobs]
     lengths = [j.output_tokens for j in jobs]
     index = {id(r): i for i, r in enumerate(reqs)}
     pol = make_policy(

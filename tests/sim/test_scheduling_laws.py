@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ssjf.queue import StarvationGuard
 from ssjf.sim import SerialEngine, paper_linear, simulate
-from ssjf.sim.simulate import _fresh
+from ssjf.sim.simulate import fresh_request
 from tests.sim.factories import job, random_jobs
 
 
@@ -48,7 +48,7 @@ def test_starvation_guard_promise_holds_on_the_serial_engine(
     """The promise in ``StarvationGuard``'s docstring, and the wait bound it implies."""
     jobs = random_jobs(seed, n, rate=6.0, max_output=80)  # ~1.8 s of work per second: overload
     res = simulate(jobs, SerialEngine(), policy, cost=paper_linear(), guard=guard)
-    deadline = np.array([guard.deadline(_fresh(j.request)) for j in jobs])
+    deadline = np.array([guard.deadline(fresh_request(j.request)) for j in jobs])
     # Queue order among overdue requests: earliest deadline, then earlier enqueue.
     rank = {
         i: r for r, i in enumerate(sorted(range(n), key=lambda i: (deadline[i], res.arrival[i], i)))

@@ -89,3 +89,14 @@ def test_download_disabled(env: Path) -> None:
 def test_every_download_url_is_https_raw() -> None:
     for rel, url in data_mod.DOWNLOAD_URLS.items():
         assert url.startswith("https://raw.githubusercontent.com/"), rel
+
+
+def test_data_dir_is_none_unless_the_named_directory_exists(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSJF_DATA_DIR", str(env / "missing"))
+    assert data_dir() is None
+    with pytest.raises(DataError, match="missing"):  # the message still names where it looked
+        data_file(REL, download=False)
+    monkeypatch.setenv("SSJF_DATA_DIR", "  ")
+    assert data_dir() is None

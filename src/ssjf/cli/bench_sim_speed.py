@@ -7,12 +7,14 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
 from ssjf.cli.app import bench_app
+
+if TYPE_CHECKING:
+    import numpy as np
 
 AZURE_CONV = "traces/azure_llm_2023_conv.csv"
 # Means of the Azure 2023 conversation trace (prompt, output tokens) for the
@@ -23,6 +25,8 @@ AZURE_CONV_SIGMA = (0.7, 1.0)  # log-space spreads chosen to resemble the trace'
 
 def _azure_lengths() -> tuple[np.ndarray, np.ndarray, str] | None:
     """(prompt, output) token counts of the Azure conversation trace, if the data is here."""
+    import numpy as np
+
     from ssjf.workload.data import find_data_file
 
     path = find_data_file(AZURE_CONV)  # data dir or download cache; never downloads
@@ -41,6 +45,8 @@ def make_workload(n: int, seed: int, rate: float | None) -> tuple[list[Any], str
 
     ``rate=None`` puts every arrival at 0 (for measuring capacity).
     """
+    import numpy as np
+
     from ssjf.estimate import LengthEstimate
     from ssjf.request import Request
     from ssjf.sim.job import Job
@@ -91,6 +97,7 @@ def sim_speed(
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
 ) -> None:
     """Time the continuous engine on a million requests and check it against the reference."""
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 

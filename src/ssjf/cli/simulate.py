@@ -4,18 +4,43 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-from ssjf.cli.app import app
-from ssjf.workload.build import WORKLOAD_HELP
+from ssjf.cli.app import app, lazy_help
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _fail(console: Console, message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=2)
+
+
+def _workload_help() -> str:
+    from ssjf.workload.build import WORKLOAD_HELP
+
+    return WORKLOAD_HELP
+
+
+def _engine_help() -> str:
+    from ssjf.sim.registry import engine_help
+
+    return engine_help()
+
+
+def _cost_help() -> str:
+    from ssjf.sim.registry import cost_help
+
+    return cost_help()
+
+
+def _policies_help() -> str:
+    from ssjf.policies import available_policies
+
+    return "comma-separated, of: " + ", ".join(sorted(available_policies()))
 
 
 def predictor_estimates(path: str) -> Any:
@@ -39,16 +64,18 @@ def predictor_estimates(path: str) -> Any:
     return estimate
 
 
-@app.command("simulate")
+@app.command(
+    "simulate",
+    # Filled in from the registries when help is shown (they import numpy).
+    cls=lazy_help(
+        workload=_workload_help, engine=_engine_help, cost=_cost_help, policies=_policies_help
+    ),
+)
 def simulate_cmd(
-    workload: str = typer.Option("paper:5class", "--workload", "-w", help=WORKLOAD_HELP),
-    engine: str = typer.Option(
-        "serial", "--engine", "-e", help="serial | batch:B[:timeout=S] | continuous:N[:...]"
-    ),
-    cost: str = typer.Option(
-        "paper", "--cost", help="paper | affine | affine:FILE.json | table:MODEL/HARDWARE/TP"
-    ),
-    policies: str = typer.Option("fcfs,ssjf,sjf,hrrn", "--policies", "-p", help="comma-separated"),
+    workload: str = typer.Option("paper:5class", "--workload", "-w"),
+    engine: str = typer.Option("serial", "--engine", "-e"),
+    cost: str = typer.Option("paper", "--cost"),
+    policies: str = typer.Option("fcfs,ssjf,sjf,hrrn", "--policies", "-p"),
     load: float = typer.Option(0.8, "--load", help="utilisation of the engine's capacity"),
     rate: float | None = typer.Option(
         None, "--rate", help="arrival rate in req/s (overrides --load)"
@@ -139,7 +166,9 @@ def simulate_cmd(
     except (ValueError, DataError, RuntimeError, OSError) as exc:
         raise _fail(console, str(exc)) from None
     if est_fn is None and estimates == "source" and pool.estimates is None:
-        needs = [e.policy for e in entries if e.policy in ("ssjf", "ssrpt", "hrrn")]
+        from ssjf.policies import policy_class
+
+        needs = [e.policy for e in entries if policy_class(e.policy).reads_estimates]
         if needs:
             console.print(
                 f"[yellow]note:[/yellow] workload {spec} carries no predictions, so "

@@ -91,7 +91,7 @@ class ExperimentResult:
 
 
 def seconds_per_token(cost: Any) -> float:
-    """One decode step of a single sequence under ``cost``: HRRN's and the guard's unit."""
+    """One decode step of one sequence under ``cost``: the guard's and HRRN's time unit."""
     try:
         t = float(cost.step_time(0, 1, 0, 0))
     except Exception:  # a cost model that cannot price this step: use the paper's unit
@@ -115,6 +115,7 @@ def run_experiment(
     ``variants`` maps an entry's ``estimates`` name to a function giving other
     estimates for the same sampled requests (same arrivals, same truths).
     """
+    from ssjf.policies import policy_class
     from ssjf.sim import parse_cost_model, parse_engine, simulate
 
     engine = parse_engine(settings.engine)
@@ -149,7 +150,8 @@ def run_experiment(
             job_sets[name] = make_jobs(wl.pool, wl.arrivals, variants[name](wl.pool))
         summaries: dict[str, dict[str, float]] = {}
         for entry in entries:
-            params = {"seconds_per_token": spt} if entry.policy == "hrrn" else None
+            takes_spt = policy_class(entry.policy).takes_seconds_per_token
+            params = {"seconds_per_token": spt} if takes_spt else None
             res = simulate(
                 job_sets[entry.estimates],
                 engine,

@@ -103,7 +103,7 @@ def create_app(
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import ClientDisconnect
 
-    from ssjf.gateway.passthrough import forward
+    from ssjf.gateway.passthrough import forward, unscheduled_body, upstream_path
     from ssjf.gateway.proxy import CLIENT_CLOSED, ProxiedResponse
 
     gw = Gateway(config, predictor=predictor, transport=transport)
@@ -243,13 +243,13 @@ def create_app(
                 request, config.max_body_bytes, config.body_timeout_s, gw.receiving
             )
             headers = forward_headers(request, principal)
-            headers[REQUEST_ID] = rid
+            headers[REQUEST_ID] = f"{rid}-{gw.next_id()}"
+            ctype = request.headers.get("content-type")
+            body, extra = unscheduled_body(gw, body, ctype)
+            headers.update(extra)
             if body:
-                headers["content-type"] = request.headers.get("content-type", "application/json")
-            path = request.url.path
-            if request.url.query:
-                path += "?" + request.url.query
-            return await forward(gw, request.method, path, body, headers, rid)
+                headers["content-type"] = ctype or "application/json"
+            return await forward(gw, request.method, upstream_path(request), body, headers, rid)
         except ClientDisconnect:
             return Response(status_code=CLIENT_CLOSED)
         except GatewayError as e:

@@ -100,9 +100,10 @@ class GatewayConfig(BaseModel):
     predictor_timeout_ms: float = Field(default=50.0, gt=0)
     #: The fallback estimate in tokens (predictor absent, failed or late).
     fallback_tokens: float = Field(default=256.0, ge=0)
-    #: Cap estimates at the request's max_tokens (the output cannot be longer). Off only
+    #: Read the request's own length fields: the estimate is capped at its output limit
+    #: (max_tokens, ...) and raised to what it forces (min_tokens, ignore_eos). Off only
     #: for benchmarks that enforce exact lengths through max_tokens + ignore_eos: there
-    #: max_tokens *is* the true length, and capping by it would leak it to the scheduler.
+    #: max_tokens *is* the true length, and reading it would leak it to the scheduler.
     cap_estimate_by_max_tokens: bool = True
 
     # --- request bodies (hostile input gets a 400, never a 500) -------------------------
@@ -166,10 +167,11 @@ class GatewayConfig(BaseModel):
     #: Open client connections; more are closed at once (file descriptors are finite).
     max_connections: int = Field(default=4096, ge=1)
     #: Routes forwarded unscheduled (no prediction, no queue), with the client's headers.
+    #: Generation routes the gateway does not schedule (e.g. /v1/responses) are left
+    #: out on purpose: they would take engine slots without admission control.
     passthrough_routes: list[str] = Field(
         default_factory=lambda: [
             "/v1/embeddings",
-            "/v1/responses",
             "/v1/score",
             "/v1/rerank",
             "/tokenize",

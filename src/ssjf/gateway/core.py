@@ -141,6 +141,7 @@ class Gateway:
         self.predictor_ready = self.runner is None
         self._passthrough = asyncio.Semaphore(config.max_passthrough_in_flight)
         self._ready: tuple[float, bool, str] = (-1.0, False, "not probed")
+        self._probe: asyncio.Future[tuple[bool, str]] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
     @property
@@ -239,9 +240,14 @@ class Gateway:
         else:
             est, source = self.fallback, "fallback"
         n = parsed.n
-        # n (or best_of) sequences are n times the work of one: the estimate and the
-        # cap both scale, so `n: 3` is not scheduled as one completion.
-        limit = parsed.max_tokens if self.config.cap_estimate_by_max_tokens else None
+        limit = None
+        if self.config.cap_estimate_by_max_tokens:
+            limit = parsed.max_tokens
+            if est.point < parsed.min_output:
+                # min_tokens / ignore_eos: the engine generates at least this much.
+                est = LengthEstimate(point=float(parsed.min_output))
+        # n (or best_of, or a batch of prompts) sequences are n times the work of one:
+        # the estimate and the cap both scale, so `n: 3` is not scheduled as one.
         if n > 1:
             est = LengthEstimate(point=est.point * n)
             limit = limit * n if limit is not None else None
@@ -249,7 +255,7 @@ class Gateway:
         if principal.trusted and parsed.client_priority is not None:
             tier = max(-MAX_TIER, min(MAX_TIER, parsed.client_priority))
         req = SchedRequest(
-            id=next(self._ids),
+            id=self.next_id(),
             arrival=arrival,
             prompt_tokens=parsed.prompt_tokens,
             max_tokens=limit,
@@ -259,6 +265,10 @@ class Gateway:
             tier=tier,
         )
         return self.dispatcher.submit(req, nbytes), source
+
+    def next_id(self) -> int:
+        """A number no other request of this gateway has."""
+        return next(self._ids)
 
     def engine_key(self, ticket: Ticket) -> int | None:
         """The priority this request carries to an engine that orders by one."""
@@ -273,10 +283,16 @@ class Gateway:
         """(ready, reason): predictor warmed and at least one upstream answering HTTP."""
         if not self.predictor_ready:
             return False, "predictor not loaded"
-        now = time.monotonic()
         at, ok, reason = self._ready
-        if now - at < READY_CACHE_S:
+        if time.monotonic() - at < READY_CACHE_S:
             return ok, reason
+        # One probe at a time, shared by every caller: /ready must not multiply
+        # requests to the engines.
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_upstreams())
+        return await asyncio.shield(self._probe)
+
+    async def _probe_upstreams(self) -> tuple[bool, str]:
         import httpx
 
         ok, reason = False, "no upstream reachable"
@@ -333,8 +349,6 @@ class Gateway:
             source=source,
             finished_reason=finished,
         )
-        if predicted is not None and actual is not None and tenant is not None:
-            self.dispatcher.correct(tenant, predicted, actual)
         if self.config.access_log:
             access_log.info(
                 "request",

@@ -21,6 +21,7 @@ class Ticket:
 
     __slots__ = (
         "charged",
+        "fair_charged",
         "future",
         "nbytes",
         "queued_at",
@@ -41,6 +42,8 @@ class Ticket:
         self.released = False
         #: Body bytes this ticket holds while queued (bounded by max_queue_bytes).
         self.nbytes = 0
+        #: The fair queue charged this request's predicted tokens to its tenant.
+        self.fair_charged = False
 
     @property
     def queue_wait(self) -> float:
@@ -165,9 +168,15 @@ class Dispatcher:
             self._drain()
         return ticket
 
-    def correct(self, tenant: str, predicted: float, actual: int) -> None:
-        """A tenant's request finished with ``actual`` tokens: settle its fair-share charge."""
-        self.queue.correct(tenant, predicted, actual)
+    def settle(self, ticket: Ticket, actual: int) -> None:
+        """The request produced ``actual`` tokens: settle its tenant's fair-share charge.
+
+        Only requests the fair queue charged (they waited) are settled: one that
+        started at once was never charged, and crediting it would hand out credit.
+        """
+        if ticket.fair_charged:
+            ticket.fair_charged = False
+            self.queue.correct(ticket.req.tenant, ticket.req.predicted_tokens, actual)
 
     async def wait(self, ticket: Ticket) -> None:
         """Until ``ticket`` holds a slot. Cancelled (client gone) -> the ticket is dropped."""
@@ -253,6 +262,7 @@ class Dispatcher:
                 return
             req = queue.pop(time.monotonic())
             ticket = self._tickets[id(req)]
+            ticket.fair_charged = True  # the fair queue charged its tenant on pop
             self._unqueue(ticket)
             self._grant(ticket, replica)
             fut = ticket.future

@@ -35,7 +35,18 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 }
 #: Response headers the gateway writes itself (its x-request-id is the one the engine
 #: received, so an engine echoing it loses nothing).
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-type", "server", "date", "x-request-id"}
+_RESPONSE_DROP = (
+    _HOP_BY_HOP
+    | {"content-type", "server", "date", "x-request-id"}
+    | {
+        # What an engine or the load balancer in front of it says about internal hosts.
+        "location",
+        "content-location",
+        "via",
+        "x-powered-by",
+        "set-cookie",
+    }
+)
 
 REQUEST_ID = "x-request-id"
 _ID_OK = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")

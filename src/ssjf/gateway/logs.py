@@ -35,13 +35,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines, with the extras (request id, status, ...) as key=value pairs."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and not k.startswith("_")
+        ]
+        return f"{line} {' '.join(extras)}" if extras else line
+
+
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Send the ``ssjf`` loggers to stderr in ``fmt`` ("json" or "text") at ``level``."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     logger = logging.getLogger("ssjf")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

@@ -12,10 +12,7 @@ import statistics
 import time
 from typing import Any
 
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+from ssjf.stats import percentile
 
 
 def measure_added_latency(
@@ -64,5 +61,5 @@ def measure_added_latency(
         "gateway_p50_ms": statistics.median(via),
         "added_latency_p50_ms": statistics.median(via) - statistics.median(direct),
         "paired_diff_p50_ms": statistics.median(diffs),
-        "paired_diff_p90_ms": _pct(diffs, 0.9),
+        "paired_diff_p90_ms": percentile(diffs, 90),
     }

@@ -94,6 +94,9 @@ class ProxiedResponse(Response):
         #: The client's end-to-end headers (already filtered) plus the gateway's.
         self.upstream_headers = upstream_headers
         self.request_id = request_id
+        #: The id the engine sees: unique per gateway request even when clients reuse
+        #: theirs (vLLM takes x-request-id as its own request id).
+        self.upstream_id = f"{request_id}-{ticket.req.id}"
         self.tenant = tenant
         self.write_timeout = gw.config.write_timeout_s
         self.last_chunk_at: float | None = None
@@ -163,7 +166,9 @@ class ProxiedResponse(Response):
                 gw.backend.prepare(body, gw.engine_key(ticket), parsed.stream, self.strip_usage)
             )
             headers["content-type"] = "application/json"
-            headers[REQUEST_ID] = self.request_id
+            # Plain bytes: SSE events and usage are read from the stream as it passes.
+            headers["accept-encoding"] = "identity"
+            headers[REQUEST_ID] = self.upstream_id
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
             self.forwarded_at = time.monotonic()
             upstream = gw.upstream
@@ -380,6 +385,8 @@ class ProxiedResponse(Response):
         gw = self.gw
         ticket = self.ticket
         gw.dispatcher.release(ticket)
+        if self.usage_completion is not None:
+            gw.dispatcher.settle(ticket, self.usage_completion)
         now = time.monotonic()
         e2e = now - self.arrival
         queued = ticket.queue_wait if ticket.replica is not None else now - ticket.queued_at

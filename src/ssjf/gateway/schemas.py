@@ -68,13 +68,18 @@ class ParsedRequest:
     stream: bool
     #: The client itself asked for the final usage chunk of a stream.
     client_wants_usage: bool
-    #: Sequences the engine generates for this request: max(n, best_of), default 1.
+    #: Sequences the engine generates for this request: max(n, best_of), times the
+    #: number of prompts of a batched /v1/completions request; default 1.
     n: int = 1
     #: The client's own ``priority`` field, removed from the forwarded body: honoured
     #: only for trusted tenants, decided by the gateway, never by the client.
     client_priority: int | None = None
     #: OpenAI's ``service_tier`` as sent (left in the body).
     service_tier: str | None = None
+    #: Tokens the engine must generate per sequence whatever the prompt says:
+    #: ``min_tokens``, or the whole limit with ``ignore_eos`` (vLLM's sampling
+    #: fields). The estimate never goes below it, so neither field jumps the queue.
+    min_output: int = 0
 
     @property
     def work_limit(self) -> int | None:
@@ -248,22 +253,32 @@ def _text_of_content(content: Any) -> str:
 
 def completion_prompt(body: dict[str, Any]) -> tuple[str, int]:
     """(prompt text, approximate prompt tokens) of a /v1/completions body."""
+    text, tokens, _ = _completion_prompts(body)
+    return text, tokens
+
+
+def _completion_prompts(body: dict[str, Any]) -> tuple[str, int, int]:
+    """(prompt text, approximate prompt tokens, number of prompts) of a completions body.
+
+    A list of strings or a list of token-id lists is a batch: the engine answers
+    each prompt with its own completion(s).
+    """
     prompt = body.get("prompt")
     if prompt is None:
         raise bad_request("'prompt' is required", param="prompt")
     if isinstance(prompt, str):
-        return prompt, _approx_tokens(prompt)
+        return prompt, _approx_tokens(prompt), 1
     if isinstance(prompt, list):
         # One C-level pass over the element types (a prompt may be a million token ids);
         # json.loads makes exact types, so bools are never taken for ints here.
         kinds = set(map(type, prompt))
         if kinds <= {str}:
             text = "\n".join(prompt)
-            return text, _approx_tokens(text)
+            return text, _approx_tokens(text), max(1, len(prompt))
         if kinds == {int}:
-            return "", len(prompt)  # token ids: no text to predict from
+            return "", len(prompt), 1  # token ids: no text to predict from
         if kinds == {list}:
-            return "", sum(len(p) for p in prompt)
+            return "", sum(len(p) for p in prompt), len(prompt)
     raise bad_request(
         "'prompt' must be a string, a list of strings or a list of token ids", param="prompt"
     )
@@ -320,13 +335,27 @@ def parse_request(raw: bytes, chat: bool, limits: BodyLimits | None = None) -> P
     """Parse and check a completions (``chat=False``) or chat-completions body."""
     lim = limits or _DEFAULT_LIMITS
     body = parse_body(raw, lim.max_json_depth)
-    prompt, n_tokens = chat_prompt(body) if chat else completion_prompt(body)
+    if chat:
+        prompt, n_tokens = chat_prompt(body)
+        prompts = 1
+    else:
+        prompt, n_tokens, prompts = _completion_prompts(body)
+        if prompts > lim.max_n:
+            raise bad_request(
+                f"a batch of {prompts} prompts is more than the gateway's limit of {lim.max_n}",
+                param="prompt",
+            )
     max_tokens = _effective_limit(body, chat, lim.max_tokens_limit)
     n = _int_field(body, "n", 1, lim.max_n)
     best_of = _int_field(body, "best_of", 1, lim.max_n)
     if n is not None and best_of is not None and best_of < n:
         # OpenAI's rule: best_of candidates are generated, n of them returned.
         raise bad_request(f"'best_of' ({best_of}) must be >= 'n' ({n})", param="best_of")
+    min_tokens = _int_field(body, "min_tokens", 0, lim.max_tokens_limit) or 0
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise bad_request("'ignore_eos' must be a boolean", param="ignore_eos")
+    min_output = max_tokens if ignore_eos and max_tokens is not None else min_tokens
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise bad_request(f"'stream' must be a boolean, got {_brief(stream)}", param="stream")
@@ -347,9 +376,10 @@ def parse_request(raw: bytes, chat: bool, limits: BodyLimits | None = None) -> P
         max_tokens=max_tokens,
         stream=stream,
         client_wants_usage=wants_usage,
-        n=max(n or 1, best_of or 1),
+        n=max(n or 1, best_of or 1) * prompts,
         client_priority=client_priority,
         service_tier=service_tier,
+        min_output=min_output if max_tokens is None else min(min_output, max_tokens),
     )
 
 

@@ -232,6 +232,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             transport.close()
 
     # --- header timer ---------------------------------------------------------------
+    @property
+    def head_timer_armed(self) -> bool:
+        """True while a header (or linger) timer is pending for this connection."""
+        return self._head_timer is not None
+
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self._header_timeout, self._head_timed_out)
 

@@ -98,18 +98,26 @@ class TrafficLog:
             self.salt_path = Path(f"{self.path}.salt")
             salt = load_or_create_salt(self.salt_path)
         self._key = salt.encode("utf-8", "surrogatepass")
-        self._fh: IO[bytes] | None = self.path.open("ab")
+        self._fh: IO[bytes] | None = _open_private(self.path, "ab")
         # One stat at open; from then on bytes are counted as they are written.
         self._size = self._fh.tell()
         self._last_flush = time.monotonic()
         self.records = 0
         #: Records lost to I/O errors (a full disk must not fail requests).
         self.dropped = 0
+        self._closed = False
 
     def write(self, record: dict[str, Any], prompt: str) -> None:
         """Add ``record`` (plus the prompt's hash, and its text when enabled)."""
-        if self._fh is None:
+        if self._closed:
             return
+        if self._fh is None:  # a reopen after rotation failed: try again
+            try:
+                self._fh = _open_private(self.path, "ab")
+                self._size = self._fh.tell()
+            except OSError:
+                self.dropped += 1
+                return
         try:
             line = self._encode(record, prompt)
         except Exception:  # defensive: odd input is dropped, never raised into a request
@@ -150,6 +158,7 @@ class TrafficLog:
 
     def close(self) -> None:
         """Flush and close; later writes are ignored."""
+        self._closed = True
         if self._fh is not None:
             fh, self._fh = self._fh, None
             try:
@@ -225,6 +234,18 @@ class TrafficLog:
         except OSError as e:
             failed = True
             log.error("traffic log %s: rotation failed, still appending: %s", self.path, e)
-        self._fh = self.path.open("ab" if self.backups > 0 else "wb")
+        try:
+            self._fh = _open_private(self.path, "ab" if self.backups > 0 else "wb")
+        except OSError as e:
+            # Lines are dropped (and counted) until a later write can reopen the file.
+            log.error("traffic log %s: cannot reopen after rotation: %s", self.path, e)
+            self._fh = None
+            return
         # After a failed rotation, try again only after another max_bytes (no retry per line).
         self._size = 0 if failed else self._fh.tell()
+
+
+def _open_private(path: Path, mode: str) -> IO[bytes]:
+    """Open ``path`` for writing, created readable by its owner only (prompts, tenants)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode)

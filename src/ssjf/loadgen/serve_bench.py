@@ -54,7 +54,6 @@ from ssjf.loadgen.gateway_proc import GatewayProcess
 from ssjf.loadgen.stats import (
     engine_busy_tokens_per_s,
     engine_full_tokens_per_s,
-    percentile,
     summarize,
 )
 from ssjf.loadgen.workload import (
@@ -66,6 +65,7 @@ from ssjf.loadgen.workload import (
     split_by_prompt,
 )
 from ssjf.request import Request
+from ssjf.stats import kendall_tau_b, percentile, relative_change
 
 CONFIGS = ("fcfs-direct", "ssjf-vllm-priority", "ssjf-gateway-queue")
 #: FCFS through the same gateway (no predictor, fcfs policy): separates what the
@@ -187,19 +187,6 @@ class ServeBenchConfig:
     export_only: bool = False
     #: Gateway settings shared by the gateway configs (GatewayConfig fields).
     gateway: dict[str, Any] = field(default_factory=dict)
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-a between two sequences (ties count as neither)."""
-    n = len(x)
-    s = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            a = (x[i] > x[j]) - (x[i] < x[j])
-            b = (y[i] > y[j]) - (y[i] < y[j])
-            s += a * b
-    pairs = n * (n - 1) // 2
-    return s / pairs if pairs else float("nan")
 
 
 def train_predictor(
@@ -356,7 +343,7 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
         # As the gateway will: conditioned on the model name the requests carry.
         prompts = [it.prompt for it in bench_items]
         est = [float(e.point) for e in pred.predict(prompts, [cfg.model] * len(prompts))]
-        meta["predictor_kendall_tau"] = kendall_tau(est, lens)
+        meta["predictor_kendall_tau"] = kendall_tau_b(est, lens)
         log(
             f"predictor {cfg.predictor}: Kendall tau {meta['predictor_kendall_tau']:.3f} on the bench prompts"
         )
@@ -703,11 +690,13 @@ async def _run(
         rows.append(_row(name, results[name], runs[name], added))
     fcfs = rows[0]
     for row in rows:
-        row["jct_mean_vs_fcfs"] = row["jct_mean"] / fcfs["jct_mean"] - 1.0
-        row["engine_jct_mean_vs_fcfs"] = row["engine_jct_mean"] / fcfs["engine_jct_mean"] - 1.0
+        row["jct_mean_vs_fcfs"] = relative_change(row["jct_mean"], fcfs["jct_mean"])
+        row["engine_jct_mean_vs_fcfs"] = relative_change(
+            row["engine_jct_mean"], fcfs["engine_jct_mean"]
+        )
         # Paired by seed (same prompts, same arrivals): the spread of the gain.
         per_seed = [
-            r["jct_mean"] / f["jct_mean"] - 1.0
+            relative_change(r["jct_mean"], f["jct_mean"])
             for r, f in zip(row["runs"], fcfs["runs"], strict=True)
         ]
         row["jct_mean_vs_fcfs_per_seed"] = per_seed

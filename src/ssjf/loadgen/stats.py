@@ -1,4 +1,7 @@
-"""Latency summaries of a replay: JCT mean/percentiles, TTFT, throughput."""
+"""Latency summaries of a replay: JCT mean/percentiles, TTFT, throughput.
+
+Means and percentiles come from :mod:`ssjf.stats`, the rule every report uses.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ssjf.loadgen.client import RequestResult
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated ``q``-th percentile (0..100); NaN when empty."""
-    if not values:
-        return math.nan
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+from ssjf.stats import mean, percentile
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +142,11 @@ def summarize(results: Sequence[RequestResult]) -> LatencySummary:
         n=len(results),
         ok=len(ok),
         errors=len(results) - len(ok),
-        jct_mean=sum(jct) / len(jct) if jct else math.nan,
+        jct_mean=mean(jct),
         jct_p50=percentile(jct, 50),
         jct_p99=percentile(jct, 99),
-        ttft_mean=sum(ttft) / len(ttft) if ttft else math.nan,
+        ttft_mean=mean(ttft),
         throughput_rps=len(ok) / span if span > 0 else math.nan,
         exact_tokens=len(exact) / len(ok) if ok else math.nan,
-        engine_jct_mean=(
-            sum(engine_ok) / len(engine_ok) if ok and len(engine_ok) == len(ok) else math.nan
-        ),
+        engine_jct_mean=mean(engine_ok) if ok and len(engine_ok) == len(ok) else math.nan,
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
-import os
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -29,23 +27,15 @@ class WorkItem:
     prompt_id: str = ""
 
 
-def data_dir() -> Path | None:
-    """``$SSJF_DATA_DIR`` when set and present."""
-    d = os.environ.get("SSJF_DATA_DIR")
-    return Path(d) if d and Path(d).is_dir() else None
+#: Where the AlpacaEval prompts live under the data directory (ssjf.workload.data).
+ALPACA_EVAL = "prompts/alpaca_eval.jsonl.gz"
 
 
 def alpaca_path() -> Path:
-    """The AlpacaEval prompts file under ``$SSJF_DATA_DIR``, with a clear error when absent."""
-    d = data_dir()
-    if d is None:
-        raise FileNotFoundError(
-            "SSJF_DATA_DIR is not set (or missing): it must hold prompts/alpaca_eval.jsonl.gz"
-        )
-    path = d / "prompts" / "alpaca_eval.jsonl.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: AlpacaEval prompts file not found")
-    return path
+    """The AlpacaEval prompts file (data dir, else cache); DataError naming where it looked."""
+    from ssjf.workload.data import data_file
+
+    return data_file(ALPACA_EVAL)
 
 
 def read_alpaca_records(path: Path, generator: str | None) -> list[dict[str, object]]:
@@ -134,25 +124,31 @@ def load_alpaca_workload(
 def split_by_prompt(
     items: Sequence[WorkItem], n_test: int, seed: int = 0
 ) -> tuple[list[WorkItem], list[WorkItem]]:
-    """Split into (train, test) by prompt id, ``n_test`` distinct prompts in test."""
-    ids = sorted({it.prompt_id for it in items})
-    if n_test > len(ids):
-        raise ValueError(f"asked for {n_test} test prompts but only {len(ids)} exist")
-    rng = random.Random(seed)
-    test_ids = set(rng.sample(ids, n_test))
+    """Split into (train, test) by prompt id, ``n_test`` distinct prompts in test.
+
+    The serving bench's split: a count of test prompts (not a fraction), picked by
+    :func:`ssjf.predict.split.pick_ids`; the test items are then shuffled.
+    """
+    from ssjf.predict.split import pick_ids
+
+    n_ids = len({it.prompt_id for it in items})
+    if n_test > n_ids:
+        raise ValueError(f"asked for {n_test} test prompts but only {n_ids} exist")
+    test_ids = pick_ids([it.prompt_id for it in items], n_test, seed)
     train = [it for it in items if it.prompt_id not in test_ids]
     test = [it for it in items if it.prompt_id in test_ids]
-    rng.shuffle(test)  # arrival order independent of prompt ids
+    random.Random(seed).shuffle(test)  # arrival order independent of prompt ids
     return train, test
 
 
 def poisson_arrivals(n: int, rate: float, seed: int = 0) -> list[float]:
-    """``n`` arrival times (seconds from 0) of a Poisson process with ``rate`` per second."""
-    if rate <= 0 or not math.isfinite(rate):
-        raise ValueError(f"arrival rate must be positive and finite, got {rate!r}")
-    rng = random.Random(seed)
-    t, out = 0.0, []
-    for _ in range(n):
-        out.append(t)
-        t += rng.expovariate(rate)
-    return out
+    """``n`` Poisson arrival times (seconds from 0) at ``rate`` per second, as a list.
+
+    :func:`ssjf.workload.arrivals.poisson_arrivals` drawn from
+    ``numpy.random.default_rng(seed)``: the replay takes a seed, the simulator a generator.
+    """
+    import numpy as np
+
+    from ssjf.workload.arrivals import poisson_arrivals as draw
+
+    return [float(t) for t in draw(n, rate, np.random.default_rng(seed))]

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ssjf.stats import relative_change
+
 #: Figures compared against FCFS (relative change, negative = better for latencies).
 COMPARED = ("jct_mean", "jct_p99", "queue_mean", "ttft_mean")
-
-
-def relative_change(value: float, baseline: float) -> float:
-    """(value - baseline) / baseline; nan when the baseline is 0 or not finite."""
-    if not math.isfinite(baseline) or baseline == 0 or not math.isfinite(value):
-        return math.nan
-    return (value - baseline) / baseline
 
 
 def oracle_gain_fraction(value: float, fcfs: float, oracle: float) -> float:
@@ -67,14 +62,4 @@ def aggregate(per_seed: Sequence[Mapping[str, float]]) -> dict[str, float]:
         finite = vals[np.isfinite(vals)]
         out[key] = float(finite.mean()) if finite.size else math.nan
         out[f"{key}_std"] = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
-    return out
-
-
-def group_by(
-    rows: Iterable[Mapping[str, object]], *keys: str
-) -> dict[tuple[object, ...], list[Mapping[str, object]]]:
-    """Rows grouped by the values of ``keys`` (insertion order kept)."""
-    out: dict[tuple[object, ...], list[Mapping[str, object]]] = {}
-    for row in rows:
-        out.setdefault(tuple(row.get(k) for k in keys), []).append(row)
     return out

@@ -1,4 +1,7 @@
-"""Per-policy summaries of a simulation run, computed from per-request arrays."""
+"""Per-policy summaries of a simulation run, computed from per-request arrays.
+
+Means and percentiles come from :mod:`ssjf.stats` (linear-interpolated percentiles).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from ssjf.stats import describe, maximum, mean, percentile
 
 
 class RunArrays(Protocol):
@@ -30,14 +35,6 @@ class SLO:
     @property
     def enabled(self) -> bool:
         return self.jct_s is not None or self.ttft_s is not None
-
-
-def _pct(x: np.ndarray, q: float) -> float:
-    return float(np.percentile(x, q)) if x.size else math.nan
-
-
-def _mean(x: np.ndarray) -> float:
-    return float(x.mean()) if x.size else math.nan
 
 
 def summarize(run: RunArrays, slo: SLO | None = None) -> dict[str, float]:
@@ -69,20 +66,21 @@ def summarize(run: RunArrays, slo: SLO | None = None) -> dict[str, float]:
     span = float(c.max() - arrival.min()) if completed else math.nan
     throughput = completed / span if completed and span > 0 else math.nan
     pre = np.asarray(run.preemptions, dtype=np.float64)
+    jct_s = describe(jct)
     summary = {
         "requests": float(n),
         "completed": float(completed),
-        "jct_mean": _mean(jct),
-        "jct_p50": _pct(jct, 50),
-        "jct_p90": _pct(jct, 90),
-        "jct_p99": _pct(jct, 99),
-        "jct_max": float(jct.max()) if jct.size else math.nan,
-        "queue_mean": _mean(queue),
-        "queue_p99": _pct(queue, 99),
-        "max_wait": float(queue.max()) if queue.size else math.nan,
-        "ttft_mean": _mean(ttft),
-        "ttft_p99": _pct(ttft, 99),
-        "tpot_mean": _mean(tpot),
+        "jct_mean": jct_s.mean,
+        "jct_p50": jct_s.p50,
+        "jct_p90": jct_s.p90,
+        "jct_p99": jct_s.p99,
+        "jct_max": jct_s.max,
+        "queue_mean": mean(queue),
+        "queue_p99": percentile(queue, 99),
+        "max_wait": maximum(queue),
+        "ttft_mean": mean(ttft),
+        "ttft_p99": percentile(ttft, 99),
+        "tpot_mean": mean(tpot),
         "throughput_rps": throughput,
         "makespan_s": span,
         "preemptions": float(pre.sum()),

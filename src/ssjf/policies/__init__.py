@@ -6,7 +6,15 @@ from ssjf.policies.base import (
     TruthLookup,
     available_policies,
     make_policy,
+    policy_class,
     register_policy,
 )
 
-__all__ = ["Policy", "TruthLookup", "available_policies", "make_policy", "register_policy"]
+__all__ = [
+    "Policy",
+    "TruthLookup",
+    "available_policies",
+    "make_policy",
+    "policy_class",
+    "register_policy",
+]

@@ -28,12 +28,20 @@ class Policy(ABC):
     time: engines keep arrival order on equal priorities), ``"tokens"`` (a
     token count, e.g. a predicted length), or ``None`` (no static form: only a
     queue that re-evaluates the key can apply it).
+
+    What a policy reads, declared so callers need not know policies by name:
+    ``reads_estimates`` (the key uses the request's predicted length, so a run
+    without estimates degrades it to arrival order) and ``takes_seconds_per_token``
+    (the constructor takes ``seconds_per_token``, the time of one decode step of
+    one sequence, which callers derive from their cost model or engine).
     """
 
     name: ClassVar[str] = ""
     oracle: ClassVar[bool] = False
     time_dependent: ClassVar[bool] = False
     static_unit: ClassVar[Literal["arrival", "tokens"] | None] = None
+    reads_estimates: ClassVar[bool] = False
+    takes_seconds_per_token: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     def __init__(self, truth: TruthLookup | None = None) -> None:
@@ -65,6 +73,11 @@ def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
 def available_policies() -> dict[str, type[Policy]]:
     """Registered policies by name."""
     return _REGISTRY.as_dict()
+
+
+def policy_class(name: str) -> type[Policy]:
+    """The policy registered as ``name`` (its declarations without building one)."""
+    return _REGISTRY.get(name)
 
 
 def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -> Policy:

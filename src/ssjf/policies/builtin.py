@@ -36,6 +36,7 @@ class SpeculativeSJF(Policy):
 
     description = "speculative shortest-job-first (predicted lengths)"
     static_unit = "tokens"
+    reads_estimates = True
 
     def key(self, req: Request, now: float) -> float:
         return req.predicted_tokens
@@ -60,6 +61,7 @@ class SpeculativeSRPT(Policy):
 
     description = "speculative shortest-remaining-time (predicted, conditioned on progress)"
     static_unit = "tokens"
+    reads_estimates = True
 
     def key(self, req: Request, now: float) -> float:
         return req.predicted_remaining
@@ -75,6 +77,8 @@ class HRRN(Policy):
     """
 
     time_dependent = True
+    reads_estimates = True
+    takes_seconds_per_token = True
     description = "highest response ratio next on predicted service time (Magnus)"
 
     def __init__(self, truth: TruthLookup | None = None, seconds_per_token: float = 0.02) -> None:

@@ -26,5 +26,5 @@ def require_sklearn() -> ModuleType:
 
 
 def require_torch() -> ModuleType:
-    """PyTorch, limited to one thread when ``single_thread`` latency is measured elsewhere."""
+    """PyTorch, for the fine-tuned transformer predictors (imports it; sets no threads)."""
     return require("torch")

@@ -24,11 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from ssjf.metrics.compare import oracle_gain_fraction
 from ssjf.predict.base import Predictor, available_predictors, make_predictor
 from ssjf.predict.data import LengthData, load_prompt_dataset
 from ssjf.predict.latency import measure_latency
-from ssjf.predict.metrics import kendall_tau_b, length_metrics
+from ssjf.predict.metrics import length_metrics
 from ssjf.predict.split import DEFAULT_SEED, drop_prompts, split_by_prompt
+from ssjf.stats import kendall_tau_b
+from ssjf.workload.arrivals import poisson_arrivals
 
 #: Held-out datasets (scored) and training-only datasets.
 HELD_OUT = ("alpaca_eval", "flask")
@@ -217,7 +220,7 @@ def e2e_capture(
             for k, i in enumerate(idx)
         ]
         rate = load * capacity_rps(engine, cost, jobs)
-        arrivals = np.cumsum(rng.exponential(1.0 / rate, size=len(jobs)))
+        arrivals = poisson_arrivals(len(jobs), rate, rng)
         for job, t in zip(jobs, arrivals, strict=True):
             job.request.arrival = float(t)
             job.request.enqueued_at = float(t)
@@ -225,13 +228,10 @@ def e2e_capture(
             p: float(np.mean(simulate(jobs, engine, p, cost=cost).jct))
             for p in ("fcfs", "ssjf", "sjf")
         }
-        gain = jct["fcfs"] - jct["sjf"]
         per_seed.append(
             {
                 **{f"jct_mean_{k}": v for k, v in jct.items()},
-                "oracle_gain_fraction": (jct["fcfs"] - jct["ssjf"]) / gain
-                if gain > 0
-                else math.nan,
+                "oracle_gain_fraction": oracle_gain_fraction(jct["ssjf"], jct["fcfs"], jct["sjf"]),
             }
         )
     fractions = [r["oracle_gain_fraction"] for r in per_seed]

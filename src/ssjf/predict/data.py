@@ -19,7 +19,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -291,8 +291,3 @@ def _iter_csv(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any]]
                 yield f"{path}:{reader.line_num}", dict(rec)
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-
-
-def unique_in_order(items: Sequence[str]) -> list[str]:
-    """Distinct items in first-seen order."""
-    return list(dict.fromkeys(items))

@@ -106,11 +106,6 @@ def cache_disabled() -> Iterator[None]:
         _STATE["cache"] = before
 
 
-def clear_cache() -> None:
-    """Forget cached embeddings (tests; long-lived processes switching data)."""
-    _CACHE.clear()
-
-
 def _disk_file(tag: str) -> Path:
     root = Path(os.environ["SSJF_EMBED_CACHE"]).expanduser()
     return root / f"emb-{hashlib.sha1(tag.encode()).hexdigest()[:16]}.npz"

@@ -27,8 +27,8 @@ import numpy as np
 from ssjf.predict.base import make_predictor
 from ssjf.predict.bench import HELD_OUT, bench_data
 from ssjf.predict.data import LengthData
-from ssjf.predict.metrics import kendall_tau_b
 from ssjf.predict.scored import ScorePredictor
+from ssjf.stats import kendall_tau_b
 
 #: Blend weights of the boosted head tried by :func:`run_head` (0 = the ridge alone).
 HEAD_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)

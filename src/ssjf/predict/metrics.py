@@ -1,8 +1,8 @@
 """Evaluation that speaks scheduling: rank agreement first, then error, buckets, intervals.
 
 SJF needs only the order of requests, so Kendall tau-b between predicted and true
-lengths is the headline; it is computed per model and averaged over models (a
-scheduler orders requests of one deployed model). MAE and median relative error
+lengths (:func:`ssjf.stats.kendall_tau_b`) is the headline; it is computed per
+model and averaged over models (a scheduler orders requests of one deployed model). MAE and median relative error
 say how far off the numbers are, bucket accuracy compares with the paper's
 classifiers, and interval coverage checks quantile predictors.
 """
@@ -16,39 +16,10 @@ from typing import Any
 import numpy as np
 
 from ssjf.estimate import LengthEstimate
+from ssjf.stats import kendall_tau_b
 
 #: The SSJF paper's 5-class upper edges (tokens), used when no edges are given.
 PAPER_BUCKET_EDGES: tuple[float, ...] = (42, 141, 294, 503, math.inf)
-#: Below this many pairs the exact O(n^2) tau-b is cheap; above it scipy's O(n log n).
-_PAIRWISE_LIMIT = 3000
-
-
-def kendall_tau_b(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Kendall's tau-b (ties in either variable corrected); NaN when undefined."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError("x and y must have the same length")
-    n = a.size
-    if n < 2:
-        return math.nan
-    if n > _PAIRWISE_LIMIT:
-        from scipy.stats import kendalltau
-
-        return float(kendalltau(a, b).statistic)
-    concordant = discordant = ties_x = ties_y = 0
-    for start in range(0, n, 512):  # chunk the pair matrix to bound memory
-        stop = min(start + 512, n)
-        dx = np.sign(a[start:stop, None] - a[None, :])
-        dy = np.sign(b[start:stop, None] - b[None, :])
-        rows = np.arange(start, stop)[:, None]
-        upper = np.arange(n)[None, :] > rows  # each unordered pair once
-        prod = (dx * dy)[upper]
-        concordant += int((prod > 0).sum())
-        discordant += int((prod < 0).sum())
-        ties_x += int(((dx == 0) & (dy != 0))[upper].sum())
-        ties_y += int(((dy == 0) & (dx != 0))[upper].sum())
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom > 0 else math.nan
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

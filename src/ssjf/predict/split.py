@@ -8,21 +8,29 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ssjf.predict.data import LengthData, unique_in_order
+from ssjf.predict.data import LengthData
 
 #: The benchmark's fixed split seed (documented in docs/predictors.md).
 DEFAULT_SEED = 20240501
 
 
+def pick_ids(prompt_ids: Iterable[str], k: int, seed: int) -> set[str]:
+    """``k`` distinct ids: the first ``k`` of a seeded permutation of the sorted distinct ids.
+
+    The one way ssjf picks prompts for a side of a split; independent of record order.
+    """
+    ids = sorted(set(prompt_ids))
+    if not 0 <= k <= len(ids):
+        raise ValueError(f"asked for {k} of {len(ids)} distinct prompt ids")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return {ids[i] for i in order[:k]}
+
+
 def held_out_ids(prompt_ids: list[str], test_frac: float, seed: int = DEFAULT_SEED) -> set[str]:
-    """A fixed random ``test_frac`` of the distinct ids (independent of record order)."""
+    """A fixed random ``test_frac`` of the distinct ids, rounded up (:func:`pick_ids`)."""
     if not 0.0 < test_frac < 1.0:
         raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
-    ids = sorted(unique_in_order(prompt_ids))
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(ids))
-    n_test = math.ceil(test_frac * len(ids))
-    return {ids[i] for i in order[:n_test]}
+    return pick_ids(prompt_ids, math.ceil(test_frac * len(set(prompt_ids))), seed)
 
 
 def split_by_prompt(

@@ -17,8 +17,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+
+from ssjf.sim.registry import register_cost
 
 _FIELDS = ("prefill_tokens", "num_seqs", "context_tokens", "new_seqs", "seconds")
 
@@ -69,9 +72,12 @@ class CostModel(ABC):
         return first + self.decode_run_time(1, prompt_tokens, output_tokens - 1)
 
 
+@register_cost("affine")
 @dataclass(frozen=True, slots=True)
 class AffineCost(CostModel):
     """``t = a + b*prefill_tokens + c*num_seqs + d*context_tokens + e*new_seqs`` seconds."""
+
+    usage: ClassVar[tuple[str, ...]] = ("affine", "affine:FILE.json")
 
     a: float = 0.0  # fixed per step (kernel launches, weight reads)
     b: float = 0.0  # per prompt token processed (prefill compute)
@@ -129,6 +135,11 @@ class AffineCost(CostModel):
         return k
 
     @classmethod
+    def from_spec(cls, spec: str, arg: str) -> AffineCost:
+        """``affine``: :func:`default_affine`; ``affine:FILE.json``: :meth:`from_file`."""
+        return cls.from_file(arg) if arg else default_affine()
+
+    @classmethod
     def from_file(cls, path: str | Path) -> AffineCost:
         """Read ``{"a":..,"b":..,"c":..,"d":..,"e":..}`` (missing keys are 0) from JSON."""
         p = Path(path)
@@ -152,10 +163,6 @@ class AffineCost(CostModel):
             return cls(**values)
         except ValueError as exc:
             raise ValueError(f"{p}: {exc}") from None
-
-    def to_dict(self) -> dict[str, float]:
-        """The coefficients as a JSON-ready dict."""
-        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d, "e": self.e}
 
     @classmethod
     def fit(cls, measurements: Iterable[Sequence[float]]) -> AffineCost:
@@ -211,6 +218,19 @@ def paper_linear() -> AffineCost:
     further decode step ``0.02``, whatever the batch.
     """
     return AffineCost(a=0.02, e=0.1)
+
+
+@register_cost("paper")
+class _Paper:
+    """The ``paper`` spec entry: :func:`paper_linear`, no arguments."""
+
+    usage = ("paper",)
+
+    @classmethod
+    def from_spec(cls, spec: str, arg: str) -> AffineCost:
+        if arg:
+            raise ValueError(f"cost spec {spec!r}: 'paper' takes no arguments")
+        return paper_linear()
 
 
 def default_affine() -> AffineCost:

@@ -18,7 +18,7 @@ from ssjf.sim.job import Job
 from ssjf.sim.result import SimResult
 
 
-def _fresh(req: Request) -> Request:
+def fresh_request(req: Request) -> Request:
     """A copy with no progress, so the same jobs replay under every policy."""
     return Request(
         id=req.id,
@@ -47,7 +47,7 @@ def simulate(
     a ``Policy`` instance is used as given (it cannot see this run's copies).
     """
     start = time.perf_counter()
-    reqs = [_fresh(j.request) for j in jobs]
+    reqs = [fresh_request(j.request) for j in jobs]
     lengths = [j.output_tokens for j in jobs]
     index = {id(r): i for i, r in enumerate(reqs)}
     for r in reqs:

@@ -7,8 +7,13 @@ import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ssjf.sim.cost import CostModel
+from ssjf.sim.registry import register_cost
+
+#: The splitwise perf table, relative to the data directory.
+SPLITWISE_CSV = "perf/splitwise_perf_model.csv"
 
 _COLUMNS = ("model", "hardware", "prompt_size", "batch_size", "token_size", "prompt_time",
             "token_time", "tensor_parallel")  # fmt: skip
@@ -77,6 +82,7 @@ class _Curve:
         return max(0.0, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 
 
+@register_cost("table")
 class TableCost(CostModel):
     """Step times interpolated from splitwise's measured prompt and token times.
 
@@ -89,6 +95,23 @@ class TableCost(CostModel):
     run of decode steps cost exactly ``k * D(n)``. A request served alone costs
     ``prompt_time(p) + (L - 1) * token_time(1)``, the table's own end-to-end shape.
     """
+
+    usage: ClassVar[tuple[str, ...]] = ("table:MODEL/HARDWARE/TP",)
+
+    @classmethod
+    def from_spec(cls, spec: str, arg: str) -> TableCost:
+        """``table:MODEL/HARDWARE/TP``: the splitwise table's rows for that combination."""
+        parts = arg.split("/")
+        if len(parts) != 3:
+            raise ValueError(f"cost spec {spec!r}: expected 'table:MODEL/HARDWARE/TP'")
+        model, hardware, tp = parts
+        try:
+            tp_int = int(tp)
+        except ValueError:
+            raise ValueError(f"cost spec {spec!r}: TP must be an integer, got {tp!r}") from None
+        from ssjf.workload.data import data_file  # data dir, cache, else download
+
+        return cls(Path(data_file(SPLITWISE_CSV)), model, hardware, tp_int)
 
     def __init__(self, path: str | Path, model: str, hardware: str, tensor_parallel: int) -> None:
         self.path = Path(path)

@@ -69,9 +69,14 @@ class DataError(ValueError):
 
 
 def data_dir() -> Path | None:
-    """The directory named by ``$SSJF_DATA_DIR`` (None when unset or empty)."""
+    """The directory ``$SSJF_DATA_DIR`` names, when it is set and exists; None otherwise.
+
+    The one data-directory lookup: a test that needs the shared data skips on None,
+    and :func:`data_file` looks here first.
+    """
     value = os.environ.get("SSJF_DATA_DIR", "").strip()
-    return Path(value).expanduser() if value else None
+    path = Path(value).expanduser() if value else None
+    return path if path is not None and path.is_dir() else None
 
 
 def cache_dir() -> Path:
@@ -103,8 +108,8 @@ def data_file(relpath: str, *, download: bool = True, opener: Opener | None = No
     found = find_data_file(relpath)
     if found is not None:
         return found
-    d = data_dir()
-    looked = [str(d / relpath) if d is not None else "$SSJF_DATA_DIR (unset)"]
+    named = os.environ.get("SSJF_DATA_DIR", "").strip()
+    looked = [str(Path(named).expanduser() / relpath) if named else "$SSJF_DATA_DIR (unset)"]
     looked.append(str(cache_dir() / relpath))
     url = DOWNLOAD_URLS.get(relpath)
     if url is None:

@@ -1,4 +1,9 @@
-"""Engine models: serial, request-level batch, continuous (fast and step reference)."""
+"""Engine models: serial, request-level batch, continuous (fast and step reference).
+
+Each engine spec name (``serial``, ``batch:8``, ``continuous:32``) is an entry in
+``ssjf.sim.registry.ENGINES``; a new engine model is one file here with
+``@register_engine("name")`` plus its import line below.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from ssjf.sim.engines.continuous import ContinuousEngine
 from ssjf.sim.engines.continuous_config import ContinuousParams
 from ssjf.sim.engines.serial import SerialEngine
 from ssjf.sim.engines.step_reference import StepContinuousEngine
+from ssjf.sim.registry import ENGINES, engine_help, register_engine
 
 __all__ = [
     "BatchEngine",
@@ -17,13 +23,12 @@ __all__ = [
     "RunContext",
     "SerialEngine",
     "StepContinuousEngine",
+    "engine_help",
     "parse_engine",
+    "register_engine",
 ]
 
-_HELP = (
-    "engine specs: 'serial' | 'batch:B[:timeout=S][:group]' | "
-    "'continuous:N[:tokens=T][:block=K][:blocks=M]' | 'continuous-step:N[...]' (reference)"
-)
+#: Options of ``continuous:N[:key=value...]`` -> ContinuousParams fields.
 _CONT_KEYS = {"tokens": "max_num_batched_tokens", "block": "block_size", "blocks": "num_kv_blocks"}
 
 
@@ -34,50 +39,88 @@ def _int(spec: str, what: str, text: str) -> int:
         raise ValueError(f"engine spec {spec!r}: {what} must be an integer, got {text!r}") from None
 
 
+# The built-in engines' spec entries. They sit here rather than beside each engine
+# class only to keep the engine files about serving; a new engine may register
+# its own class (``usage`` + ``from_spec`` + ``@register_engine``) in its file.
+
+
+@register_engine("serial")
+class _Serial:
+    usage = ("serial",)
+
+    @classmethod
+    def from_spec(cls, spec: str, args: list[str]) -> Engine:
+        if args:
+            raise ValueError(f"engine spec {spec!r}: 'serial' takes no arguments")
+        return SerialEngine()
+
+
+@register_engine("batch")
+class _Batch:
+    usage = ("batch:B[:timeout=S][:group]",)
+
+    @classmethod
+    def from_spec(cls, spec: str, args: list[str]) -> Engine:
+        if not args:
+            raise ValueError(f"engine spec {spec!r}: give the batch size, e.g. 'batch:8'")
+        timeout = 0.0
+        group = False
+        for opt in args[1:]:
+            key, _, value = opt.partition("=")
+            if key == "group" and not value:
+                group = True
+                continue
+            if key != "timeout":
+                raise ValueError(f"engine spec {spec!r}: unknown option {key!r} (timeout=S, group)")
+            try:
+                timeout = float(value)
+            except ValueError:
+                raise ValueError(f"engine spec {spec!r}: timeout must be a number") from None
+        return BatchEngine(_int(spec, "the batch size", args[0]), timeout, group)
+
+
+def _continuous_kwargs(spec: str, args: list[str]) -> dict[str, int]:
+    kwargs: dict[str, int] = {}
+    if args:
+        kwargs["max_num_seqs"] = _int(spec, "max_num_seqs", args[0])
+    for opt in args[1:]:
+        key, _, value = opt.partition("=")
+        if key not in _CONT_KEYS:
+            known = ", ".join(f"{k}=" for k in _CONT_KEYS)
+            raise ValueError(f"engine spec {spec!r}: unknown option {key!r} ({known})")
+        kwargs[_CONT_KEYS[key]] = _int(spec, key, value)
+    if "max_num_seqs" in kwargs and "max_num_batched_tokens" not in kwargs:
+        kwargs["max_num_batched_tokens"] = max(2048, kwargs["max_num_seqs"])
+    return kwargs
+
+
+@register_engine("continuous")
+class _Continuous:
+    usage = ("continuous:N[:tokens=T][:block=K][:blocks=M]",)
+
+    @classmethod
+    def from_spec(cls, spec: str, args: list[str]) -> Engine:
+        return ContinuousEngine(**_continuous_kwargs(spec, args))
+
+
+@register_engine("continuous-step")
+class _ContinuousStep:
+    usage = ("continuous-step:N[...] (reference)",)
+
+    @classmethod
+    def from_spec(cls, spec: str, args: list[str]) -> Engine:
+        return StepContinuousEngine(**_continuous_kwargs(spec, args))
+
+
 def parse_engine(spec: str) -> Engine:
     """Build an engine from a spec string such as ``batch:8:timeout=2`` or ``continuous:32``."""
     parts = [p.strip() for p in spec.strip().split(":")]
     kind, args = parts[0].lower(), parts[1:]
+    if kind not in ENGINES:
+        raise ValueError(f"unknown engine {kind!r}; {engine_help()}")
     try:
-        if kind == "serial":
-            if args:
-                raise ValueError(f"engine spec {spec!r}: 'serial' takes no arguments")
-            return SerialEngine()
-        if kind == "batch":
-            if not args:
-                raise ValueError(f"engine spec {spec!r}: give the batch size, e.g. 'batch:8'")
-            timeout = 0.0
-            group = False
-            for opt in args[1:]:
-                key, _, value = opt.partition("=")
-                if key == "group" and not value:
-                    group = True
-                    continue
-                if key != "timeout":
-                    raise ValueError(
-                        f"engine spec {spec!r}: unknown option {key!r} (timeout=S, group)"
-                    )
-                try:
-                    timeout = float(value)
-                except ValueError:
-                    raise ValueError(f"engine spec {spec!r}: timeout must be a number") from None
-            return BatchEngine(_int(spec, "the batch size", args[0]), timeout, group)
-        if kind in ("continuous", "continuous-step"):
-            kwargs: dict[str, int] = {}
-            if args:
-                kwargs["max_num_seqs"] = _int(spec, "max_num_seqs", args[0])
-            for opt in args[1:]:
-                key, _, value = opt.partition("=")
-                if key not in _CONT_KEYS:
-                    known = ", ".join(f"{k}=" for k in _CONT_KEYS)
-                    raise ValueError(f"engine spec {spec!r}: unknown option {key!r} ({known})")
-                kwargs[_CONT_KEYS[key]] = _int(spec, key, value)
-            if "max_num_seqs" in kwargs and "max_num_batched_tokens" not in kwargs:
-                kwargs["max_num_batched_tokens"] = max(2048, kwargs["max_num_seqs"])
-            cls = ContinuousEngine if kind == "continuous" else StepContinuousEngine
-            return cls(**kwargs)
+        return ENGINES.get(kind).from_spec(spec, args)
     except ValueError as exc:
         if str(exc).startswith("engine spec"):
             raise
         raise ValueError(f"engine spec {spec!r}: {exc}") from None
-    raise ValueError(f"unknown engine {kind!r}; {_HELP}")

@@ -1,8 +1,13 @@
-"""Killing the engine mid-stream, then bringing it back (runs last: it restarts the engine)."""
+"""Killing the engine mid-stream, then bringing it back.
+
+The test kills the session's engine; its fixture leaves the engine serving again
+on the same URL whatever happens, so the tests around it run in any order.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,11 +19,23 @@ from .helpers import MODEL, completion
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 
-def test_engine_killed_mid_stream_then_gateway_serves_again(
-    engine: Engine, start_gateway: Any
-) -> None:
-    if engine.server is None:
+@pytest.fixture
+def killable_engine(engine: Engine) -> Iterator[Engine]:
+    """The session engine, for a test that may kill it: serving again afterwards."""
+    server = engine.server
+    if server is None:
         pytest.skip("SSJF_TEST_ENGINE_URL engine: this test must own the engine process")
+    yield engine
+    if server.proc is None or server.proc.poll() is not None or not server.healthy():
+        server.stop(grace_s=5)
+        server.start()  # same port: the session's URL stays valid
+
+
+def test_engine_killed_mid_stream_then_gateway_serves_again(
+    killable_engine: Engine, start_gateway: Any
+) -> None:
+    engine = killable_engine
+    assert engine.server is not None
     gw = start_gateway()
     body = {
         "model": MODEL,
