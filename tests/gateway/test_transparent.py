@@ -155,7 +155,7 @@ def test_internal_errors_say_nothing_internal(engine, start_gateway, monkeypatch
 
 
 def test_passthrough_bodies_carry_the_gateways_priority_not_the_clients(engine, start_gateway):
-    fake, up = engine
+    _, up = engine
     gw = start_gateway(upstreams=[up.url])
     r = httpx.post(gw.url + "/v1/embeddings", json={"input": "x", "priority": -1000})
     sent = json.loads(r.json()["body"])

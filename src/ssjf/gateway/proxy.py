@@ -177,6 +177,10 @@ class ProxiedResponse(Response):
             while True:
                 try:
                     resp = await upstream.post(replica.url + self.path, content, headers)
+                    # The engine has the body: don't hold it (parsed, several times its
+                    # size) for the minutes a generation can take.
+                    content = b""
+                    parsed.body = {}
                     break
                 except httpx.HTTPError as e:
                     tries -= 1
