@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from ssjf.gateway.aio import within
 from ssjf.gateway.errors import GatewayError, classify_upstream, error_body
 from ssjf.gateway.headers import REQUEST_ID, downstream_headers
 from ssjf.gateway.schemas import ParsedRequest
+from ssjf.gateway.sse import MAX_PENDING_BYTES, body_usage, event_cut, take_usage
 
 if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
@@ -32,21 +32,8 @@ if TYPE_CHECKING:
     from ssjf.gateway.dispatcher import Ticket
 
 log = logging.getLogger("ssjf.gateway")
-_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n)", re.DOTALL)
-_COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
-_PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
-#: Bytes held while waiting for the end of an SSE event before passing them on raw
-#: (an upstream that never ends its events must not make the gateway buffer forever).
-MAX_PENDING_BYTES = 1 << 16
 #: Status recorded for a client that went away before its answer (nginx's convention).
 CLIENT_CLOSED = 499
-
-
-def _event_cut(buf: bytes) -> int:
-    """Length of the prefix of ``buf`` made of complete SSE events (0 if none)."""
-    i = buf.rfind(b"\n\n")
-    j = buf.rfind(b"\r\n\r\n")
-    return max(i + 2 if i >= 0 else 0, j + 4 if j >= 0 else 0)
 
 
 class ClientStalled(Exception):
@@ -57,10 +44,6 @@ def header_items(headers: Any) -> list[tuple[str, str]]:
     """(name, value) pairs of an httpx or FastUpstream response's headers."""
     multi = getattr(headers, "multi_items", None)
     return list(multi()) if multi is not None else list(headers.items())
-
-
-def _data_payload(event: bytes) -> bytes:
-    return b"\n".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
 
 
 class ProxiedResponse(Response):
@@ -245,12 +228,7 @@ class ProxiedResponse(Response):
         self.status = resp.status_code
         ctype = resp.headers.get("content-type", "application/json")
         if resp.status_code == 200:
-            m = _COMPLETION_TOKENS.search(data)
-            if m:
-                self.usage_completion = int(m.group(1))
-            m = _PROMPT_TOKENS.search(data)
-            if m:
-                self.usage_prompt = int(m.group(1))
+            self.usage_completion, self.usage_prompt = body_usage(data)
         else:
             self.error_type = f"upstream_{resp.status_code}"
             if not data.lstrip().startswith(b"{"):
@@ -308,7 +286,7 @@ class ProxiedResponse(Response):
                     metrics.observe_itl(model, now - self.last_chunk_at)  # type: ignore[operator]
                 self.last_chunk_at = now
                 buf = buf + chunk if buf else chunk
-                cut = _event_cut(buf)
+                cut = event_cut(buf)
                 if cut == 0:
                     if len(buf) < MAX_PENDING_BYTES:
                         continue
@@ -316,7 +294,11 @@ class ProxiedResponse(Response):
                 out, buf = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
                 ticket.progress(out.count(b"data:"))
                 if b'"usage"' in out:
-                    out = self._take_usage(out)
+                    out, completion, prompt = take_usage(out, self.strip_usage)
+                    if completion is not None:
+                        self.usage_completion = completion
+                    if prompt is not None:
+                        self.usage_prompt = prompt
                 if out:
                     await self._send(
                         send, {"type": "http.response.body", "body": out, "more_body": True}
@@ -335,34 +317,6 @@ class ProxiedResponse(Response):
                 send, {"type": "http.response.body", "body": err.sse_event(), "more_body": True}
             )
         await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
-
-    def _take_usage(self, block: bytes) -> bytes:
-        """Record the usage found in ``block``; drop the usage-only chunk if we asked for it."""
-        kept: list[bytes] = []
-        changed = False
-        pos = 0
-        for m in _EVENT.finditer(block):
-            event = m.group(0)
-            pos = m.end()
-            if b'"usage"' in event:
-                try:
-                    obj: Any = json.loads(_data_payload(event))
-                except ValueError:
-                    obj = None
-                if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
-                    usage = obj["usage"]
-                    if isinstance(usage.get("completion_tokens"), int):
-                        self.usage_completion = usage["completion_tokens"]
-                    if isinstance(usage.get("prompt_tokens"), int):
-                        self.usage_prompt = usage["prompt_tokens"]
-                    if self.strip_usage and not obj.get("choices"):
-                        changed = True
-                        continue
-            kept.append(event)
-        if not changed:
-            return block
-        kept.append(block[pos:])
-        return b"".join(kept)
 
     async def _send_error(self, send: Send, err: GatewayError) -> None:
         self.status = err.status
