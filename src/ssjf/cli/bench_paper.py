@@ -44,8 +44,8 @@ def bench_paper_cmd(
     ),
 ) -> None:
     """FCFS vs oracle SJF vs SSJF (paper's 5- and 3-class predictions), mean JCT change."""
+    from ssjf.bench.paper import ENTRIES, run_paper
     from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
-    from ssjf.experiment.paper import ENTRIES, run_paper
     from ssjf.workload.data import DataError
 
     console = make_console()

@@ -50,7 +50,7 @@ def bench_predictor_cmd(
     # One core for the latency figures: BLAS/OpenMP pools read these at import time.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from ssjf.predict.bench import BenchConfig, run_bench
+    from ssjf.bench.predictor import BenchConfig, run_bench
     from ssjf.predict.data import DataError
     from ssjf.predict.split import DEFAULT_SEED
 

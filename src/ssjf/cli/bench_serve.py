@@ -93,8 +93,9 @@ def bench_serve_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from ssjf.engines.vllm_cpu import EngineError
-    from ssjf.loadgen.serve_bench import ServeBenchConfig, run_serve_bench
+    from ssjf.bench.serve.config import ServeBenchConfig
+    from ssjf.bench.serve.run import run_serve_bench
+    from ssjf.testbed.vllm_cpu import EngineError
 
     console = Console(stderr=True)
     cfg = ServeBenchConfig(

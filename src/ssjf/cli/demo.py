@@ -45,8 +45,8 @@ def demo_cmd(
     plot: Path | None = typer.Option(None, "--plot", help="write PNG figures into this directory"),
 ) -> None:
     """FCFS vs SSJF vs oracle SJF (and HRRN) on Azure arrivals with AlpacaEval lengths."""
+    from ssjf.bench.demo import DemoConfig, run_demo
     from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
-    from ssjf.experiment.demo import DemoConfig, run_demo
 
     console = make_console()
     pairs = []

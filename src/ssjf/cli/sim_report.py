@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ssjf.experiment.runner import Progress as ProgressFn
+from ssjf.bench.runner import Progress as ProgressFn
 
 #: (key, header, format) of the default results table.
 DEFAULT_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -122,13 +122,13 @@ def simulate_cmd(
     ),
 ) -> None:
     """Replay a workload under several policies on one engine; print and save the figures."""
-    from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
-    from ssjf.experiment.runner import (
+    from ssjf.bench.runner import (
         RunSettings,
         parse_policies,
         run_experiment,
         seconds_per_token,
     )
+    from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
     from ssjf.metrics import SLO, write_records
     from ssjf.queue import StarvationGuard
     from ssjf.workload.arrivals import ArrivalSpec

@@ -9,9 +9,14 @@ directory::
     weights*      whatever the family stores (npz, safetensors, json; never pickles)
 
 ``load_predictor(dir)`` reads ``config.json["family"]``, builds the registered
-class with ``params`` and lets it read its weights. Families register with
-``@register_predictor("name")``; other packages (e.g. the fine-tuned transformer
-families) register on import of :mod:`ssjf.predict`.
+class with ``params`` and lets it read its weights.
+
+Registration is one-directional: a family module imports this one and decorates
+its class with ``@register_predictor("name")``; this module never imports a
+family. The package :mod:`ssjf.predict` imports the built-in family modules,
+and Python runs a package before any of its submodules, so every import of
+``ssjf.predict.base`` (or ``ssjf.predict``) sees all built-in families. A
+plug-in family outside ssjf registers the same way, when its module is imported.
 """
 
 from __future__ import annotations
@@ -141,14 +146,12 @@ def register_predictor(family: str) -> Callable[[type[P]], type[P]]:
 
 
 def available_predictors() -> dict[str, type[Predictor]]:
-    """All registered families (importing :mod:`ssjf.predict` registers the built-in ones)."""
-    _import_builtin_families()
+    """All registered families: the built-in ones plus any plug-in imported so far."""
     return _REGISTRY.as_dict()
 
 
 def make_predictor(family: str, **params: Any) -> Predictor:
     """An unfitted predictor of ``family`` with hyper-parameters ``params``."""
-    _import_builtin_families()
     cls = _REGISTRY.get(family)
     try:
         return cls(**params)
@@ -178,26 +181,6 @@ def load_predictor(path: str | Path) -> Predictor:
     predictor.metrics = dict(config.get("metrics") or {})
     predictor.fitted = True
     return predictor
-
-
-#: Optional family packages registered on first use of the registry (they import
-#: their heavy dependencies lazily, inside fit/predict).
-PLUGIN_MODULES: tuple[str, ...] = ("ssjf.predict.finetune",)
-
-
-def _import_builtin_families() -> None:
-    # Importing the package registers the built-in families; plugins register too
-    # when they are present in this installation.
-    import importlib
-
-    import ssjf.predict  # noqa: F401
-
-    for name in PLUGIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
 
 
 def _jsonable(obj: Any) -> Any:

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ssjf.datadir import DataError
 from ssjf.predict.baselines import approx_tokens
-from ssjf.predict.data import MAX_OUTPUT_TOKENS, DataError, LengthData, _Reporter
+from ssjf.predict.records import MAX_OUTPUT_TOKENS, LengthData, Reporter
 from ssjf.predict.truncate import flatten_chat
 
 APPROX_TOKENIZER = "approx-regex"
@@ -53,7 +54,7 @@ def _content(msg: Mapping[str, Any]) -> Any:
 def conversation_records(
     turns: Any,
     where: str,
-    rep: _Reporter,
+    rep: Reporter,
     *,
     conv_id: str,
     model: str | None,
@@ -111,7 +112,7 @@ def load_sharegpt_json(
     if not isinstance(raw, list):
         raise DataError(f"{p}: expected a JSON list of conversations")
     data = LengthData()
-    rep = _Reporter(data, strict)
+    rep = Reporter(data, strict)
     count = token_counter(tokenizer)
     for i, conv in enumerate(raw):
         where = f"{p}: record {i}"
@@ -165,7 +166,7 @@ def load_lmsys(
             raise DataError(f"{p}: cannot read as {kind}: {exc}") from None
         label = str(p)
     data = LengthData()
-    rep = _Reporter(data, strict)
+    rep = Reporter(data, strict)
     count = token_counter(tokenizer)
     for i, row in enumerate(rows):
         if limit is not None and i >= limit:

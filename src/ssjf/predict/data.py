@@ -19,15 +19,27 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ssjf.workload.data import DataError, data_file
+from ssjf.datadir import DataError, data_file
+from ssjf.predict.chat_data import load_lmsys, load_sharegpt_json
+from ssjf.predict.records import MAX_OUTPUT_TOKENS, LengthData, Reporter
 
-#: Output lengths above this are treated as corrupt (no served LLM emits 1M tokens).
-MAX_OUTPUT_TOKENS = 1_000_000
+# Re-exported: loaders, benches and tests import the dataset types from here.
+__all__ = [
+    "MAX_OUTPUT_TOKENS",
+    "PROMPT_DATASETS",
+    "PROMPT_DATASET_UNIT",
+    "DataError",
+    "LengthData",
+    "Reporter",
+    "load_data",
+    "load_prompt_dataset",
+    "load_records_file",
+    "prompt_dataset_path",
+]
 
 #: Token unit of the shared prompt datasets (shared/data/README.md).
 PROMPT_DATASET_UNIT = "mistral-7b-v0.1 (32k SentencePiece)"
@@ -37,81 +49,6 @@ PROMPT_DATASETS: dict[str, tuple[str, str | None]] = {
     "flask": ("flask.jsonl.gz", "task"),
     "sharegpt": ("sharegpt_sample.jsonl.gz", None),
 }
-
-
-@dataclass(slots=True)
-class LengthData:
-    """Columnar records: ``prompts[i]`` was answered by ``models[i]`` in ``lengths[i]`` tokens."""
-
-    prompts: list[str] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    models: list[str | None] = field(default_factory=list)
-    prompt_ids: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
-    #: Human-readable notes about skipped records ("file:line: field: reason").
-    issues: list[str] = field(default_factory=list)
-    #: What ``lengths`` count (a tokenizer name, or "approx-regex").
-    unit: str = "tokens"
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def append(
-        self, prompt: str, length: int, model: str | None, prompt_id: str, dataset: str
-    ) -> None:
-        """Add one record."""
-        self.prompts.append(prompt)
-        self.lengths.append(length)
-        self.models.append(model)
-        self.prompt_ids.append(prompt_id)
-        self.datasets.append(dataset)
-
-    def subset(self, indices: Iterable[int]) -> LengthData:
-        """The records at ``indices`` (issues are kept)."""
-        out = LengthData(issues=list(self.issues), unit=self.unit)
-        for i in indices:
-            out.append(
-                self.prompts[i],
-                self.lengths[i],
-                self.models[i],
-                self.prompt_ids[i],
-                self.datasets[i],
-            )
-        return out
-
-    def where_model(self, model: str) -> LengthData:
-        """Only the records answered by ``model``."""
-        return self.subset(i for i, m in enumerate(self.models) if m == model)
-
-    def extend(self, other: LengthData) -> LengthData:
-        """Append ``other``'s records (in place) and return self."""
-        self.prompts += other.prompts
-        self.lengths += other.lengths
-        self.models += other.models
-        self.prompt_ids += other.prompt_ids
-        self.datasets += other.datasets
-        self.issues += other.issues
-        return self
-
-    @property
-    def model_names(self) -> list[str]:
-        """Distinct model names, sorted (``None`` left out)."""
-        return sorted({m for m in self.models if m is not None})
-
-
-class _Reporter:
-    """Collects or raises record problems, with their location."""
-
-    def __init__(self, data: LengthData, strict: bool, limit: int = 1000) -> None:
-        self.data, self.strict, self.limit, self.count = data, strict, limit, 0
-
-    def bad(self, where: str, fld: str, why: str) -> None:
-        msg = f"{where}: field {fld!r}: {why}"
-        if self.strict:
-            raise DataError(msg)
-        self.count += 1
-        if self.count <= self.limit:  # keep the report bounded on a very dirty file
-            self.data.issues.append(msg)
 
 
 def prompt_dataset_path(name: str) -> Path:
@@ -126,7 +63,7 @@ def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:
     path = prompt_dataset_path(name)
     sub = PROMPT_DATASETS[name][1]
     data = LengthData(unit=PROMPT_DATASET_UNIT)
-    rep = _Reporter(data, strict)
+    rep = Reporter(data, strict)
     for where, rec in _iter_jsonl(path, rep):
         parsed = _parse_record(
             rec, where, rep, prompt_key="instruction", model_key="generator", need_model=True
@@ -156,12 +93,10 @@ def load_records_file(
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     data = LengthData()
-    rep = _Reporter(data, strict)
+    rep = Reporter(data, strict)
     suffixes = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
     ext = suffixes[-1] if suffixes else ""
     if ext == ".json":
-        from ssjf.predict.chat_data import load_sharegpt_json
-
         return load_sharegpt_json(p, strict=strict)
     rows: Iterator[tuple[str, dict[str, Any]]]
     rows = _iter_csv(p, rep) if ext in (".csv", ".tsv") else _iter_jsonl(p, rep)
@@ -184,8 +119,6 @@ def load_data(spec: str, *, strict: bool = False) -> LengthData:
     if spec == "sharegpt_sample":
         return load_prompt_dataset("sharegpt", strict=strict)
     if spec.startswith("lmsys"):
-        from ssjf.predict.chat_data import load_lmsys
-
         _, _, source = spec.partition(":")
         return load_lmsys(source or None, strict=strict)
     return load_records_file(spec, strict=strict)
@@ -195,7 +128,7 @@ def load_data(spec: str, *, strict: bool = False) -> LengthData:
 def _parse_record(
     rec: Any,
     where: str,
-    rep: _Reporter,
+    rep: Reporter,
     *,
     prompt_key: str,
     model_key: str,
@@ -257,7 +190,7 @@ def _open_text(path: Path) -> IO[bytes]:
     return raw
 
 
-def _iter_jsonl(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
+def _iter_jsonl(path: Path, rep: Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(where, record)`` per non-blank line; undecodable lines are reported and skipped."""
     try:
         with _open_text(path) as fh:
@@ -280,7 +213,7 @@ def _iter_jsonl(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any
         raise DataError(f"{path}: cannot read: {exc}") from None
 
 
-def _iter_csv(path: Path, rep: _Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
+def _iter_csv(path: Path, rep: Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
     delim = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     try:
         with _open_text(path) as fh:

@@ -104,7 +104,7 @@ class TfidfEmbedPredictor(TfidfPredictor):
         # Rank target: alpaca 0.541 / flask 0.541, against mix 0.535 / 0.549, log 0.520 / 0.552.
         "target": "rank",
         # Sharpened precision weights (see COMMON_DEFAULTS): chosen by a grouped 4-fold
-        # inner CV on the bench's training prompts (ssjf.predict.inner_cv): alpaca
+        # inner CV on the bench's training prompts (ssjf.bench.inner_cv): alpaca
         # tau 0.470 -> 0.485, flask 0.529 -> 0.539 against 1.0 (docs/predictors.md).
         "weight_power": 6.0,
         # Per-model residual heads, strength chosen by the same inner CV (alpha 1 / 2 / 4;

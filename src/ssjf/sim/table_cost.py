@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ssjf.datadir import data_file
 from ssjf.sim.cost import CostModel
 from ssjf.sim.registry import register_cost
 
@@ -109,8 +110,7 @@ class TableCost(CostModel):
             tp_int = int(tp)
         except ValueError:
             raise ValueError(f"cost spec {spec!r}: TP must be an integer, got {tp!r}") from None
-        from ssjf.workload.data import data_file  # data dir, cache, else download
-
+        # Data dir, else the user cache, else a download of the public table.
         return cls(Path(data_file(SPLITWISE_CSV)), model, hardware, tp_int)
 
     def __init__(self, path: str | Path, model: str, hardware: str, tensor_parallel: int) -> None:

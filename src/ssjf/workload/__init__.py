@@ -1,5 +1,6 @@
 """Workloads: data files, arrival processes, request sources, and their combination."""
 
+from ssjf.datadir import DataError, cache_dir, data_dir, data_file, find_data_file
 from ssjf.workload.arrivals import (
     ArrivalSpec,
     gamma_arrivals,
@@ -8,7 +9,6 @@ from ssjf.workload.arrivals import (
     scale_trace,
     uniform_arrivals,
 )
-from ssjf.workload.data import DataError, cache_dir, data_dir, data_file, find_data_file
 from ssjf.workload.sources import (
     Pool,
     class_points,

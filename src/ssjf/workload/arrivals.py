@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ssjf.workload.data import DataError
+from ssjf.datadir import DataError
 
 FloatArray = np.ndarray
 

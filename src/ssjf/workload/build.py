@@ -2,6 +2,10 @@
 
 ``build_workload`` is deterministic in its seed: the same spec, size, seed,
 engine and load give the same jobs, bit for bit.
+
+Layering: jobs are the ground floor's :class:`~ssjf.job.Job`; the simulator is
+used only to turn a load into a rate (:func:`ssjf.sim.capacity_rps`), and it
+never imports a workload.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ssjf.estimate import LengthEstimate
+from ssjf.job import Job
 from ssjf.request import Request
 from ssjf.workload.arrivals import ArrivalSpec
 from ssjf.workload.sources import (
@@ -26,7 +31,8 @@ from ssjf.workload.sources import (
 )
 
 if TYPE_CHECKING:
-    from ssjf.sim import Job
+    from ssjf.sim.cost import CostModel
+    from ssjf.sim.engines import Engine
 
 #: Default AlpacaEval generator: a widely used model with varied lengths.
 DEFAULT_GENERATOR = "gpt4_1106_preview"
@@ -153,8 +159,6 @@ def make_jobs(
     pool: Pool, arrivals: np.ndarray, estimates: Sequence[LengthEstimate] | None
 ) -> list[Job]:
     """One simulator job per record, with arrival times and the scheduler-visible estimates."""
-    from ssjf.sim import Job
-
     jobs: list[Job] = []
     prompts = pool.prompts
     models = pool.models
@@ -192,8 +196,8 @@ def build_workload(
     n: int,
     seed: int,
     *,
-    engine: Any = None,
-    cost: Any = None,
+    engine: Engine | None = None,
+    cost: CostModel | None = None,
     load: float | None = 0.8,
     rate: float | None = None,
     arrival: ArrivalSpec | None = None,
@@ -244,7 +248,9 @@ def build_workload(
             raise ValueError("give either a rate, or a load with an engine and a cost model")
         if not load > 0:
             raise ValueError(f"load must be > 0, got {load}")
-        from ssjf.sim import capacity_rps
+        # Imported here: the simulator is needed only to turn a load into a rate, and
+        # `ssjf --help` reads WORKLOAD_HELP from this module without paying for it.
+        from ssjf.sim.capacity import capacity_rps
 
         capacity = float(capacity_rps(engine, cost, make_jobs(sample, np.zeros(n), est)))
         rate = load * capacity

@@ -9,20 +9,7 @@ from ssjf.policies import Policy
 from ssjf.queue import WaitingQueue
 from ssjf.request import Request
 from ssjf.sim.cost import CostModel
-
-#: Relative tolerance when comparing an arrival with a step boundary. Step
-#: boundaries are sums of floats, so two exact models of the same schedule (the
-#: event-skipping engine and the step reference) put a boundary a few ulps apart;
-#: an arrival on a boundary (timestamps and step costs on the same grid, e.g.
-#: milliseconds and the paper's 0.02 s) would then be admitted by one and not by
-#: the other. Arrivals within this tolerance after a boundary count as present
-#: at it (a shift of at most 10 us per 1e5 s of simulated time).
-TIME_TOL = 1e-10
-
-
-def horizon(t: float) -> float:
-    """Latest arrival time that counts as present at step boundary ``t``."""
-    return t + TIME_TOL * (1.0 + abs(t))
+from ssjf.sim.engines.arrivals import Arrivals
 
 
 @dataclass(slots=True)
@@ -46,6 +33,10 @@ class RunContext:
     first_scheduled: list[float]
     first_token: list[float]
     completion: list[float]
+
+    def arrivals(self) -> Arrivals:
+        """A fresh feed of this run's requests into its queue, in arrival order."""
+        return Arrivals(self.reqs, self.order, self.queue)
 
 
 class Engine(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ssjf.sim.engines.arrivals import horizon
 from ssjf.sim.engines.base import Engine, RunContext
 
 
@@ -48,31 +49,20 @@ class BatchEngine(Engine):
 
     def run(self, ctx: RunContext) -> None:
         """Form and run batches until every request completed."""
-        reqs, order, queue, index = ctx.reqs, ctx.order, ctx.queue, ctx.index
-        prompts, lengths, cost = ctx.prompts, ctx.lengths, ctx.cost
-        n, cap, timeout = len(order), self.max_batch, self.timeout_s
-        ai = 0
+        queue, index, prompts, lengths, cost = (
+            ctx.queue, ctx.index, ctx.prompts, ctx.lengths, ctx.cost)  # fmt: skip
+        reqs, n, cap, timeout = ctx.reqs, len(ctx.order), self.max_batch, self.timeout_s
+        arrivals = ctx.arrivals()
         done = 0
         t = 0.0
-
-        def admit_until(now: float) -> None:
-            nonlocal ai
-            while ai < n and reqs[order[ai]].arrival <= now:
-                r = reqs[order[ai]]
-                queue.add(r, r.arrival)
-                ai += 1
-
         while done < n:
-            admit_until(t)
-            if not queue:
-                t = reqs[order[ai]].arrival
-                admit_until(t)
+            t = arrivals.until_work(t)
             if len(queue) < cap and timeout > 0:
                 # Idle with work waiting since `t`: wait for a full batch or the timeout.
                 deadline = t + timeout
-                while len(queue) < cap and ai < n and reqs[order[ai]].arrival <= deadline:
-                    t = reqs[order[ai]].arrival
-                    admit_until(t)
+                while len(queue) < cap and arrivals.next_time <= horizon(deadline):
+                    t = min(arrivals.next_time, deadline)
+                    arrivals.admit(t)
                 if len(queue) < cap:
                     t = deadline
             if self.group and len(queue) > cap:

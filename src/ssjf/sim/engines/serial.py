@@ -17,23 +17,12 @@ class SerialEngine(Engine):
 
     def run(self, ctx: RunContext) -> None:
         """Serve requests one by one in the queue's order."""
-        reqs, order, queue, index = ctx.reqs, ctx.order, ctx.queue, ctx.index
-        prompts, lengths, cost = ctx.prompts, ctx.lengths, ctx.cost
-        n = len(order)
-        ai = 0
+        queue, index, prompts, lengths, cost = (
+            ctx.queue, ctx.index, ctx.prompts, ctx.lengths, ctx.cost)  # fmt: skip
+        arrivals = ctx.arrivals()
         t = 0.0
-        for _ in range(n):
-            while ai < n and reqs[order[ai]].arrival <= t:
-                r = reqs[order[ai]]
-                queue.add(r, r.arrival)
-                ai += 1
-            if not queue:  # idle: jump to the next arrival
-                r = reqs[order[ai]]
-                t = r.arrival
-                while ai < n and reqs[order[ai]].arrival <= t:
-                    r = reqs[order[ai]]
-                    queue.add(r, r.arrival)
-                    ai += 1
+        for _ in range(len(ctx.order)):
+            t = arrivals.until_work(t)
             req = queue.pop(t)
             i = index[id(req)]
             p, length = prompts[i], lengths[i]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssjf.request import Request
-from ssjf.sim.engines.base import Engine, RunContext, horizon
+from ssjf.sim.engines.base import Engine, RunContext
 from ssjf.sim.engines.continuous_config import ContinuousParams
 
 
@@ -42,13 +42,13 @@ class StepContinuousEngine(ContinuousParams, Engine):
 
     def run(self, ctx: RunContext) -> None:
         """Serve every request, one engine step at a time."""
-        reqs, order, queue, policy, cost = ctx.reqs, ctx.order, ctx.queue, ctx.policy, ctx.cost
+        queue, policy, cost = ctx.queue, ctx.policy, ctx.cost
         bs = self.block_size
-        n = len(order)
+        n = len(ctx.order)
+        arrivals = ctx.arrivals()
         running: list[_Seq] = []
         free = self.num_kv_blocks
         t = 0.0
-        ai = 0
         done = 0
         admissions = 0
 
@@ -60,12 +60,9 @@ class StepContinuousEngine(ContinuousParams, Engine):
             queue.add(seq.req, now)
 
         while done < n:
-            while ai < n and reqs[order[ai]].arrival <= horizon(t):
-                r = reqs[order[ai]]
-                queue.add(r, r.arrival)
-                ai += 1
+            arrivals.admit(t)
             if not running and not queue:
-                t = reqs[order[ai]].arrival
+                t = arrivals.next_time
                 continue
             # 1. Decode tokens for sequences past their prefill; preempt on a full cache.
             for seq in list(running):
