@@ -3,7 +3,7 @@
 Requests go one at a time, alternating direct / via the gateway so both see
 the same engine state and machine noise; the added latency is the difference
 of the two medians (and the median of the paired differences). Used by
-`ssjf bench gateway-overhead`.
+`ssjf bench gateway-overhead` and by the serving benchmark (`ssjf bench serve`).
 """
 
 from __future__ import annotations

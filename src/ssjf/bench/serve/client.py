@@ -82,7 +82,8 @@ def request_body(
     return body
 
 
-def _path(endpoint: str) -> str:
+def endpoint_path(endpoint: str) -> str:
+    """The route of ``endpoint`` (chat or completions)."""
     if endpoint not in ("chat", "completions"):
         raise ValueError(f"endpoint must be 'chat' or 'completions', got {endpoint!r}")
     return "/v1/chat/completions" if endpoint == "chat" else "/v1/completions"
@@ -111,7 +112,7 @@ async def send_one(
     """Send one request and time it; never raises for server or network trouble."""
     res = RequestResult(id=item.id, max_tokens=item.max_tokens, sent=time.perf_counter())
     body = request_body(item, model, endpoint, stream, extra)
-    url = base_url.rstrip("/") + _path(endpoint)
+    url = base_url.rstrip("/") + endpoint_path(endpoint)
     try:
         await asyncio.wait_for(_exchange(client, url, body, stream, res), timeout_s)
     except asyncio.TimeoutError:

@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssjf.bench.serve.client import RequestResult, make_client, replay, send_one
+from ssjf.bench.serve.client import (
+    RequestResult,
+    endpoint_path,
+    make_client,
+    replay,
+    request_body,
+    send_one,
+)
 from ssjf.bench.serve.config import FCFS_GATEWAY, GATEWAY_CONFIGS, ORACLE, ServeBenchConfig
 from ssjf.bench.serve.figures import compare_to_fcfs, config_row, run_figures
 from ssjf.bench.serve.gateway_proc import GatewayProcess
@@ -26,8 +33,8 @@ from ssjf.bench.serve.measure import measure_shared_token_throughput
 from ssjf.estimate import LengthEstimate
 from ssjf.gateway.config import load_config
 from ssjf.gateway.ordering import EngineOrdering
+from ssjf.gateway.overhead import measure_added_latency
 from ssjf.request import Request
-from ssjf.stats import percentile
 
 Log = Callable[[str], None]
 
@@ -35,23 +42,20 @@ Log = Callable[[str], None]
 async def added_latency(
     direct_url: str, gw_url: str, n: int, model: str, endpoint: str
 ) -> dict[str, float]:
-    """p50 latency of tiny requests (1 token) direct vs via the gateway, alternating."""
+    """Latency the gateway adds to one-token requests: ``ssjf bench gateway-overhead``'s
+    measurement (alternating direct / via the gateway), on this bench's endpoint."""
     item = WorkItem(id="tiny", prompt="Hi", max_tokens=1)
-    direct: list[float] = []
-    gw: list[float] = []
-    async with make_client() as client:
-        for _ in range(5):  # warm both paths (connections, caches)
-            await send_one(client, direct_url, item, model, endpoint, stream=False)
-            await send_one(client, gw_url, item, model, endpoint, stream=False)
-        for i in range(n):
-            order = (direct_url, gw_url) if i % 2 == 0 else (gw_url, direct_url)
-            for url in order:
-                r = await send_one(client, url, item, model, endpoint, stream=False)
-                if not r.ok:
-                    raise RuntimeError(f"tiny request to {url} failed: {r.error}")
-                (direct if url == direct_url else gw).append(r.jct * 1e3)
-    d50, g50 = percentile(direct, 50), percentile(gw, 50)
-    return {"direct_p50_ms": d50, "gateway_p50_ms": g50, "added_p50_ms": g50 - d50}
+    body = request_body(item, model, endpoint, stream=False)
+    res = await asyncio.to_thread(
+        measure_added_latency,
+        direct_url,
+        gw_url,
+        n=n,
+        warmup=5,
+        body=body,
+        path=endpoint_path(endpoint),
+    )
+    return {**res, "added_p50_ms": res["added_latency_p50_ms"]}
 
 
 def _true_length_request(i: int, arrival: float, tokens: int) -> Request:
