@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import ssjf
 from ssjf.testbed.vllm_cpu import EngineError, free_port
 
 
@@ -42,7 +43,9 @@ class GatewayProcess:
         cfg.write_text(json.dumps({**self.settings, "host": "127.0.0.1", "port": self.port}))
         self.log_path = tmp / "gateway.log"
         env = dict(os.environ)
-        src = str(Path(__file__).resolve().parents[2])
+        # The folder holding the ssjf package (src/ in a checkout): never the package
+        # itself, whose queue.py would shadow the standard library's.
+        src = str(Path(ssjf.__file__).resolve().parents[1])
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
