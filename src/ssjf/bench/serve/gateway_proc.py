@@ -42,11 +42,7 @@ class GatewayProcess:
         cfg = tmp / "gateway.json"
         cfg.write_text(json.dumps({**self.settings, "host": "127.0.0.1", "port": self.port}))
         self.log_path = tmp / "gateway.log"
-        env = dict(os.environ)
-        # The folder holding the ssjf package (src/ in a checkout): never the package
-        # itself, whose queue.py would shadow the standard library's.
-        src = str(Path(ssjf.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = subprocess_env()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ssjf", "serve", "--config", str(cfg)],
@@ -100,3 +96,15 @@ class GatewayProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def subprocess_env() -> dict[str, str]:
+    """This environment, with the folder holding the ssjf package first on PYTHONPATH.
+
+    That folder (src/ in a checkout), never the package itself: its queue.py would
+    shadow the standard library's.
+    """
+    env = dict(os.environ)
+    src = str(Path(ssjf.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
