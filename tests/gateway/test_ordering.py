@@ -149,3 +149,19 @@ def test_default_config_bounds_every_wait():
     long_early = _req(0.0, 50_000)
     short_late = _req(cfg.max_wait_s + 1.0, 1)
     assert o.key(long_early) < o.key(short_late)
+
+
+def test_hrrn_in_the_gateway_uses_the_guards_time_unit():
+    from ssjf.gateway.core import Gateway
+
+    cfg = load_config(
+        None,
+        environ={},
+        settings={
+            "upstreams": ["http://a"],
+            "policy": "hrrn",
+            "max_in_flight": 1,
+            "seconds_per_token": 0.05,
+        },
+    )
+    assert Gateway(cfg).dispatcher.queue.policy.seconds_per_token == 0.05

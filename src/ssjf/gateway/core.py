@@ -25,7 +25,7 @@ from ssjf.gateway.router import Router
 from ssjf.gateway.schemas import BodyLimits, ParsedRequest
 from ssjf.gateway.traffic_log import TrafficLog
 from ssjf.gateway.upstream import FastUpstream, HttpxUpstream
-from ssjf.policies import make_policy
+from ssjf.policies import make_policy, policy_class
 from ssjf.request import Request as SchedRequest
 
 if TYPE_CHECKING:
@@ -74,8 +74,12 @@ class Gateway:
     ) -> None:
         self.config = config
         self.backend = make_backend(config)
+        params = dict(config.policy_params)
+        if policy_class(config.policy).takes_seconds_per_token:
+            # The same time unit as the guard's deadlines (as the simulator does).
+            params.setdefault("seconds_per_token", config.seconds_per_token)
         try:
-            policy = make_policy(config.policy, **config.policy_params)
+            policy = make_policy(config.policy, **params)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"policy {config.policy!r}: {e}") from None
         if policy.oracle:
