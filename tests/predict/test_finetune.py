@@ -74,8 +74,9 @@ def test_each_family_learns_short_from_long(family: str, tiny: str, data: tuple)
     assert pts[is_long].min() > pts[~is_long].max(), family
     tau = kendalltau(pts, lengths).statistic
     assert tau > 0.45, (family, tau)
+    # Same batch both ways: padding to a different length moves float32 sums by ~1e-6.
     ests = model.predict(prompts[:4])
-    for e, p in zip(ests, pts[:4], strict=True):
+    for e, p in zip(ests, model.predict_points(prompts[:4]), strict=True):
         assert e.point == pytest.approx(p)
         assert e.quantiles and e.quantile(0.1) <= e.quantile(0.9)
     assert model.training["examples"] == len(set(prompts))  # one example per prompt
