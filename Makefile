@@ -10,12 +10,13 @@ export SSJF_DATA_DIR
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test test-fast lint typecheck unit bench clean engine test-engine test-engine-order bench-serve
+.PHONY: venv demo test test-fast lint typecheck unit check-wheel bench clean engine test-engine test-engine-order bench-serve
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins what the package metadata must not (the CPU torch).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -34,9 +35,15 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/pytest -q -m "not engine"
 
-# The whole suite: lint, types, unit/property tests, then the end-to-end tests
-# against a real CPU vLLM (installs .venv-engine once, ~3 min, ~3.4 GB).
-test: lint typecheck unit test-engine
+# The built wheel installed alone into a fresh venv outside the checkout: `ssjf --version`,
+# a one-line error naming the extra for every command that needs one, `ssjf demo` with
+# [predict] (~1-2 min; .ci/check_wheel.sh says what it checks).
+check-wheel: venv
+	PYTHON=$(abspath $(PY)) .ci/check_wheel.sh
+
+# The whole suite: lint, types, unit/property tests, the wheel check, then the end-to-end
+# tests against a real CPU vLLM (installs .venv-engine once, ~3 min, ~3.4 GB).
+test: lint typecheck unit check-wheel test-engine
 
 # The same without the real engine: quick feedback while developing.
 test-fast: lint typecheck unit

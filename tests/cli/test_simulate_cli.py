@@ -55,8 +55,8 @@ def test_simulate_synthetic_json_records_plot(tmp_path: Path, no_data: Path) -> 
     assert len(data["per_seed"]) == 8
     lines = (tmp_path / "rec.jsonl").read_text().splitlines()
     assert len(lines) == 200 * 2 * 4
-    assert (tmp_path / "fig" / "jct_cdf.png").stat().st_size > 1000
-    assert (tmp_path / "fig" / "mean_jct.png").stat().st_size > 1000
+    for name in ("jct_ccdf.png", "jct_mean_p99.png", "paired_vs_fcfs.png"):
+        assert (tmp_path / "fig" / name).stat().st_size > 1000, name
 
 
 def test_simulate_table_workload_with_columns(tmp_path: Path, no_data: Path) -> None:
@@ -168,8 +168,14 @@ def test_bench_paper_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_demo_synthetic_fallback(tmp_path: Path, no_data: Path) -> None:
-    out = invoke("demo", "-n", "120", "--seeds", "1", "--json", str(tmp_path / "d.json"))
+    out = invoke(
+        "demo", "-n", "120", "--seeds", "1", "--json", str(tmp_path / "d.json"),
+        "--plot", str(tmp_path / "fig"),
+    )  # fmt: skip
     assert "SYNTHETIC" in out and "How to read this" in out
+    for eng in ("serial", "continuous_8"):
+        for name in ("jct_ccdf", "jct_mean_p99", "paired_vs_fcfs"):
+            assert (tmp_path / "fig" / f"demo_{eng}_{name}.png").stat().st_size > 1000
     data = json.loads((tmp_path / "d.json").read_text())
     assert data["describe"]["synthetic"] is True
     assert {r["policy"] for r in data["rows"]} == {"fcfs", "ssjf", "sjf", "hrrn"}

@@ -71,7 +71,9 @@ def test_log_is_training_data(engine, start_gateway, tmp_path):
     for i in range(1, 6):
         post_json(gw.url + "/v1/completions", completion(f"prompt number {i}", i))
     _records(gw, 5)
-    loaded = data.load_records_file(log, strict=True)
+    # The fake engine always stops at max_tokens: censored lengths, dropped unless asked.
+    assert data.load_records_file(log, strict=True).censored == 5
+    loaded = data.load_records_file(log, strict=True, keep_censored=True)
     assert len(loaded.prompts) == 5
     assert sorted(loaded.lengths) == [1, 2, 3, 4, 5]
 

@@ -56,14 +56,15 @@ def test_generic_jsonl_reports_bad_records_with_line_and_field(tmp_path: Path) -
         load_records_file(f, strict=True)
 
 
-def test_non_utf8_line_is_reported(tmp_path: Path) -> None:
+def test_non_utf8_bytes_become_replacement_characters(tmp_path: Path) -> None:
+    # One decoding rule for every command (ssjf.textio): bad bytes -> U+FFFD, record kept.
     f = tmp_path / "bad.jsonl"
     f.write_bytes(
         b'{"prompt": "fine", "output_tokens": 3}\n{"prompt": "caf\xe9", "output_tokens": 3}\n'
     )
-    data = load_records_file(f)
-    assert data.prompts == ["fine"]
-    assert "bad.jsonl:2" in data.issues[0] and "UTF-8" in data.issues[0]
+    data = load_records_file(f, strict=True)
+    assert data.prompts == ["fine", "caf\ufffd"]
+    assert not data.issues
 
 
 def test_csv_and_gzip(tmp_path: Path) -> None:

@@ -63,7 +63,9 @@ def test_sample_indices() -> None:
     assert np.array_equal(np.diff(idx), np.ones(3))
     idx = sample_indices(10, 10, rng, contiguous=False)
     assert sorted(idx.tolist()) == list(range(10))
-    assert len(sample_indices(3, 8, rng, contiguous=False)) == 8
+    assert len(sample_indices(3, 8, rng, contiguous=False, replace=True)) == 8
+    with pytest.raises(ValueError, match="fewer than the 8 requested"):
+        sample_indices(3, 8, rng, contiguous=False)
 
 
 def test_serial_rate_is_load_times_inverse_mean_service() -> None:

@@ -176,6 +176,8 @@ def run_demo(
             arrival=ArrivalSpec("trace" if trace is not None else "poisson"),
             estimates="source",
             keep_results=keep_results,
+            # The held-out prompts are fewer than the requests: a bootstrap, on purpose.
+            resample=True,
         )
 
         def report(

@@ -234,17 +234,17 @@ def e2e_capture(
                 "oracle_gain_fraction": oracle_gain_fraction(jct["ssjf"], jct["fcfs"], jct["sjf"]),
             }
         )
+    # Seeds where the oracle gains too little to divide by have no fraction (nan).
     fractions = [r["oracle_gain_fraction"] for r in per_seed]
+    fractions = [f for f in fractions if math.isfinite(f)]
     return {
         "engine": "serial",
         "cost": "paper (0.1 s + 0.02 s/token)",
         "load": load,
         "requests": n_requests,
         "seeds": list(seeds),
-        "oracle_gain_fraction": float(np.nanmean(fractions)),
-        "oracle_gain_fraction_std": float(np.nanstd(fractions, ddof=1))
-        if len(fractions) > 1
-        else 0.0,
+        "oracle_gain_fraction": float(np.mean(fractions)) if fractions else math.nan,
+        "oracle_gain_fraction_std": float(np.std(fractions, ddof=1)) if len(fractions) > 1 else 0.0,
         "per_seed": per_seed,
     }
 

@@ -76,6 +76,8 @@ class RunSettings:
     estimates: str = "source"
     keep_results: bool = False
     records: bool = False
+    #: Draw requests with replacement (a bootstrap); off, ``requests`` must not exceed the pool.
+    resample: bool = False
 
 
 @dataclass(slots=True)
@@ -141,6 +143,7 @@ def run_experiment(
             arrival=settings.arrival,
             estimates=estimate_fn if estimate_fn is not None else settings.estimates,
             arrival_pool=arrival_pool,
+            replace=settings.resample,
         )
         workloads.append(wl.describe)
         job_sets = {"default": wl.jobs}

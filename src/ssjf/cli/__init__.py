@@ -6,6 +6,8 @@ the command functions, so `ssjf --help` stays fast and light.
 
 from __future__ import annotations
 
+import typer
+
 from ssjf.cli import bench_paper as _bench_paper  # noqa: F401
 from ssjf.cli import bench_predictor as _bench_predictor  # noqa: F401
 from ssjf.cli import bench_serve as _bench_serve  # noqa: F401
@@ -21,5 +23,12 @@ __all__ = ["app", "bench_app", "main"]
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a missing extra is one line on stderr and status 2."""
+    from ssjf.extras import MissingExtra
+
+    try:
+        app()
+    except MissingExtra as exc:
+        # typer.echo, not rich: rich would read "[plot]" in the message as markup.
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None

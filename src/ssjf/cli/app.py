@@ -8,8 +8,11 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
+from ssjf.cli.metavars import CleanHelpGroup
+
 app = typer.Typer(
     name="ssjf",
+    cls=CleanHelpGroup,  # metavars (FILE, N, SPEC) in help, not Python types
     help="Speculative shortest-job-first scheduling for LLM serving.",
     no_args_is_help=True,
     add_completion=False,
@@ -17,6 +20,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(
     help="Benchmarks that print their figures (and write them with --json).",
+    cls=CleanHelpGroup,
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")

@@ -63,7 +63,7 @@ def bench_paper_cmd(
     total = len(pairs) * len(load_list) * seeds * len(ENTRIES)
     t0 = time.perf_counter()
     try:
-        with progress_bar(console, "bench paper", total) as prog:
+        with progress_bar("bench paper", total, requests) as prog:
             rows, per_seed = run_paper(
                 engines=tuple(pairs),
                 loads=load_list,

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ssjf.cli.app import bench_app
+from ssjf.cli.needs import need_families
+from ssjf.extras import require_extra
 
 
 def _fmt(value: object, spec: str) -> str:
@@ -50,13 +52,17 @@ def bench_predictor_cmd(
     # One core for the latency figures: BLAS/OpenMP pools read these at import time.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from ssjf.bench.predictor import BenchConfig, run_bench
+    from ssjf.bench.predictor import BenchConfig, default_families, run_bench
     from ssjf.predict.data import DataError
     from ssjf.predict.split import DEFAULT_SEED
 
     err = Console(stderr=True, soft_wrap=True)
+    names = tuple(f.strip() for f in families.split(",") if f.strip()) if families else None
+    run = default_families(include_all=names == ("all",)) if names in (None, ("all",)) else names
+    need_families(run, "ssjf bench predictor")
+    require_extra("predict", "ssjf bench predictor")
     cfg = BenchConfig(
-        families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else None,
+        families=names,
         seed=DEFAULT_SEED if seed is None else seed,
         e2e=e2e,
         e2e_family=e2e_family,
@@ -97,7 +103,8 @@ def bench_predictor_cmd(
         else:
             out.print(
                 f"end to end: SSJF on [b]{e['family']}[/b] captures "
-                f"[b]{e['oracle_gain_fraction']:.1%}[/b] (± {e['oracle_gain_fraction_std']:.1%}) "
+                f"[b]{_fmt(e['oracle_gain_fraction'], '.1%')}[/b] "
+                f"(± {_fmt(e['oracle_gain_fraction_std'], '.1%')}) "
                 f"of oracle SJF's mean-JCT gain over FCFS ({e['engine']} engine, load {e['load']}, "
                 f"{e['requests']} held-out alpaca_eval requests x {len(e['seeds'])} seeds)"
             )

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
 from ssjf.cli.app import bench_app
+from ssjf.cli.needs import need_family
+from ssjf.extras import require_extra
 
 
 @bench_app.command("serve")
 def bench_serve_cmd(
-    requests: int = typer.Option(400, "--requests", help="Requests replayed per config and seed."),
+    requests: int = typer.Option(
+        400, "--requests", "--num-prompts", help="Requests replayed per config and seed."
+    ),
     load: float = typer.Option(0.9, "--load", help="Arrival rate as a fraction of capacity."),
+    request_rate: float | None = typer.Option(
+        None,
+        "--request-rate",
+        help="Fixed arrival rate in req/s instead of --load (as vllm bench serve; inf: all at "
+        "once).",
+    ),
     generator: str = typer.Option(
         "gpt-3.5-turbo-1106", "--generator", help="AlpacaEval generator whose lengths to replay."
     ),
@@ -51,7 +62,9 @@ def bench_serve_cmd(
     stream_interval: int = typer.Option(8, "--stream-interval", help="vLLM --stream-interval."),
     capacity_requests: int = typer.Option(64, "--capacity-requests"),
     latency_requests: int = typer.Option(100, "--latency-requests"),
-    endpoint: str = typer.Option("chat", "--endpoint", help="chat or completions."),
+    endpoint: str = typer.Option(
+        "chat", "--endpoint", help="chat or completions (or /v1/chat/completions, /v1/completions)."
+    ),
     engine_url: str | None = typer.Option(
         None,
         "--engine-url",
@@ -60,6 +73,7 @@ def bench_serve_cmd(
     model: str | None = typer.Option(
         None,
         "--model",
+        "--served-model-name",
         help="Model name in requests: what --engine-url serves (default: the generator, "
         "as which the started engines serve the tiny model).",
     ),
@@ -88,19 +102,58 @@ def bench_serve_cmd(
         help="Only train the predictor and write --export-workload; start no engine.",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the results here."),
+    save_result: bool = typer.Option(
+        False, "--save-result", help="Write the results to --result-dir/--result-filename."
+    ),
+    result_dir: Path | None = typer.Option(
+        None, "--result-dir", help="Folder of the --save-result file (default: here)."
+    ),
+    result_filename: str | None = typer.Option(
+        None,
+        "--result-filename",
+        metavar="NAME",
+        help="Name of the --save-result file (default ssjf-bench-serve-{rate}-{model}-{time}.json).",
+    ),
+    metric_percentiles: str = typer.Option(
+        "99",
+        "--metric-percentiles",
+        metavar="LIST",
+        help="Percentiles of the vLLM keys, e.g. 50,90,99.",
+    ),
+    percentile_metrics: str = typer.Option(
+        "ttft,tpot,itl,e2el",
+        "--percentile-metrics",
+        metavar="LIST",
+        help="Metrics given vLLM keys (mean/median/std/pNN _ms).",
+    ),
 ) -> None:
     """Start a CPU vLLM, measure capacity, replay AlpacaEval at --load through each config."""
+    if predictor != "none":
+        need_family(predictor, "ssjf bench serve --predictor")
+    if not export_only:
+        require_extra("gateway", "ssjf bench serve")
     from rich.console import Console
     from rich.table import Table
 
+    from ssjf.bench.serve import vllm_flags
     from ssjf.bench.serve.config import ServeBenchConfig
     from ssjf.bench.serve.run import run_serve_bench
     from ssjf.testbed.vllm_cpu import EngineError
 
+    try:  # vLLM's spellings (endpoint paths, comma lists) -> ours, before any work
+        endpoint = vllm_flags.parse_endpoint(endpoint)
+        percentiles = vllm_flags.parse_percentiles(metric_percentiles)
+        metrics = vllm_flags.parse_metrics(percentile_metrics)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     console = Console(stderr=True)
     cfg = ServeBenchConfig(
         requests=requests,
         load=load,
+        request_rate=request_rate,
+        metric_percentiles=percentiles,
+        percentile_metrics=metrics,
         generator=generator,
         max_tokens_cap=max_tokens_cap,
         max_num_seqs=max_num_seqs,
@@ -141,10 +194,15 @@ def bench_serve_cmd(
             )
         )
         return
+    traffic = (
+        f"{load:.2f} x capacity ({meta['capacity_rps']:.2f} req/s)"
+        if request_rate is None
+        else f"{request_rate:.2f} req/s (capacity {meta['capacity_rps']:.2f} req/s)"
+    )
     table = Table(
         title=(
-            f"bench serve: {requests} requests x {seeds} seeds at {load:.2f} x capacity "
-            f"({meta['capacity_rps']:.2f} req/s), vLLM CPU max-num-seqs {max_num_seqs}"
+            f"bench serve: {requests} requests x {seeds} seeds at {traffic}, "
+            f"vLLM CPU max-num-seqs {max_num_seqs}"
         )
     )
     for col in (
@@ -178,9 +236,14 @@ def bench_serve_cmd(
             f"{r['added_latency_p50_ms']:.2f}",
         )
     Console().print(table)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(_clean(out), indent=2) + "\n")
+    default_name = vllm_flags.default_result_name(
+        request_rate, load, str(meta["settings"]["model"]), datetime.now()
+    )
+    path = vllm_flags.result_path(json_out, save_result, result_dir, result_filename, default_name)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_clean(out), indent=2) + "\n")
+        typer.echo(f"wrote {path}", err=True)
 
 
 def _clean(obj: object) -> object:

@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 
 from ssjf.cli.app import app
+from ssjf.cli.needs import need_family
+from ssjf.extras import require_extra
 
 EXPLANATION = """\
 [bold]How to read this.[/bold] Each row replays the same {requests} requests (same arrival times,
@@ -45,6 +47,9 @@ def demo_cmd(
     plot: Path | None = typer.Option(None, "--plot", help="write PNG figures into this directory"),
 ) -> None:
     """FCFS vs SSJF vs oracle SJF (and HRRN) on Azure arrivals with AlpacaEval lengths."""
+    need_family(predictor, "ssjf demo")
+    if plot is not None:
+        require_extra("plot", "ssjf demo --plot")
     from ssjf.bench.demo import DemoConfig, run_demo
     from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
 
@@ -66,7 +71,7 @@ def demo_cmd(
     if generator:
         cfg = replace(cfg, generator=generator)
     t0 = time.perf_counter()
-    with progress_bar(console, "demo", len(pairs) * seeds * len(cfg.policies)) as prog:
+    with progress_bar("demo", len(pairs) * seeds * len(cfg.policies), requests) as prog:
         try:
             out = run_demo(cfg, progress=prog, keep_results=plot is not None)
         except ValueError as exc:
@@ -107,19 +112,26 @@ def demo_cmd(
         )
         console.print(f"wrote {json_out}")
     if plot is not None:
-        from ssjf.plots import jct_cdf, mean_jct_bars
+        from ssjf.bench.runner import PolicyEntry
+        from ssjf.plots import figure_context, oracle_labels, simulation_figures
 
-        for eng, _ in pairs:
-            safe = eng.replace(":", "_")
+        oracles = oracle_labels(PolicyEntry(p, p) for p in cfg.policies)
+        for eng, cost in pairs:
             jcts = {
                 k.split(" ", 1)[1]: v
                 for k, v in out.result.jcts.items()
                 if k.split(" ", 1)[0] == eng
             }
-            jct_cdf(jcts, plot / f"demo_jct_cdf_{safe}.png", title=f"demo · JCT CDF · {eng}")
-            mean_jct_bars(
-                [r for r in out.result.rows if r["engine"] == eng],
-                plot / f"demo_mean_jct_{safe}.png",
-                title=f"demo · mean JCT · {eng}",
+            context = figure_context(
+                "demo: AlpacaEval lengths, Azure arrivals", eng, cost, load=load,
+                requests=requests, seeds=seeds,
+            )  # fmt: skip
+            simulation_figures(
+                jcts,
+                [r for r in out.result.per_seed if r["engine"] == eng],
+                plot,
+                context,
+                oracles,
+                prefix=f"demo_{eng.replace(':', '_')}_",
             )
         console.print(f"wrote figures to {plot}")

@@ -16,6 +16,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ssjf.cli.app import app
+from ssjf.cli.needs import need_data, need_family, need_saved_predictor
+from ssjf.extras import require_extra
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -34,13 +36,13 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _load(specs: list[str], strict: bool) -> Any:
+def _load(specs: list[str], strict: bool, keep_censored: bool = False) -> Any:
     from ssjf.predict.data import DataError, LengthData, load_data
 
     data = LengthData()
     for spec in specs:
         try:
-            part = load_data(spec, strict=strict)
+            part = load_data(spec, strict=strict, keep_censored=keep_censored)
         except DataError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
@@ -51,6 +53,12 @@ def _load(specs: list[str], strict: bool) -> Any:
         console.print(f"[yellow]skipped {len(data.issues)} bad record(s)[/yellow] (first ones):")
         for line in data.issues[:5]:
             console.print(f"  {line}")
+    if data.censored:
+        console.print(
+            f"[yellow]warning:[/yellow] dropped {data.censored:,} censored record(s) (marked "
+            "truncated, or output_tokens reached max_tokens: the true length is longer); "
+            "--keep-censored uses them as logged"
+        )
     if not data.prompts:
         console.print(f"[red]error:[/red] no usable records in {', '.join(specs)}")
         raise typer.Exit(2)
@@ -136,9 +144,16 @@ def train_cmd(
     ),
     seed: int = typer.Option(20240501, "--seed", help="Seed of the held-out split."),
     strict: bool = typer.Option(False, "--strict", help="Reject the data on the first bad record."),
+    keep_censored: bool = typer.Option(
+        False, "--keep-censored", help="Train on censored records too (truncated at max_tokens)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write training facts/metrics here."),
 ) -> None:
     """Train a length predictor and save it to a directory."""
+    # Widest extra first (finetune > encoders > predict), so one error names what covers all.
+    need_data(data, "ssjf train")
+    need_family(family, "ssjf train")
+    require_extra("predict", "ssjf train")
     from ssjf.predict import PredictorError, make_predictor
     from ssjf.predict.metrics import length_metrics
     from ssjf.predict.split import split_by_prompt
@@ -150,7 +165,7 @@ def train_cmd(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task(f"loading {', '.join(data)}", total=4)
-        records = _load(data, strict)
+        records = _load(data, strict, keep_censored)
         if target_model != "all":
             records = records.where_model(target_model)
             if not records.prompts:
@@ -174,6 +189,7 @@ def train_cmd(
             data=list(data),
             target_model=target_model,
             token_unit=train.unit,
+            censored_dropped=records.censored,
             fit_seconds=round(fit_s, 2),
             eval_frac=eval_frac,
             split_seed=seed,
@@ -211,14 +227,20 @@ def evaluate_cmd(
     ),
     latency: bool = typer.Option(True, "--latency/--no-latency", help="Also time the predictor."),
     strict: bool = typer.Option(False, "--strict", help="Reject the data on the first bad record."),
+    keep_censored: bool = typer.Option(
+        False, "--keep-censored", help="Score censored records too (truncated at max_tokens)."
+    ),
     save: bool = typer.Option(False, "--save", help="Store the metrics in the predictor's config."),
 ) -> None:
     """Evaluate a saved predictor on a dataset: tau per model, MAE, buckets, coverage, latency."""
+    need_data(data, "ssjf evaluate")
+    need_saved_predictor(predictor_dir, "ssjf evaluate")
+    require_extra("predict", "ssjf evaluate")
     from ssjf.predict.latency import measure_latency
     from ssjf.predict.metrics import length_metrics
 
     predictor = _load_predictor(predictor_dir)
-    records = _load(data, strict)
+    records = _load(data, strict, keep_censored)
     seen = set(predictor.training.get("models", []))
     unseen = sorted({m for m in records.models if m is not None} - seen)
     if unseen and seen:
@@ -272,7 +294,10 @@ def predict_cmd(
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad line."),
 ) -> None:
     """Predict output lengths for a JSONL file of prompts (chat 'messages' are flattened)."""
+    need_saved_predictor(predictor_dir, "ssjf predict")
+    require_extra("predict", "ssjf predict")
     from ssjf.predict.truncate import flatten_chat
+    from ssjf.textio import open_text
 
     predictor = _load_predictor(predictor_dir)
     if not input_path.is_file():
@@ -282,12 +307,12 @@ def predict_cmd(
     prompts: list[str] = []
     models: list[str | None] = []
     bad = 0
-    with input_path.open("rb") as fh:
+    with open_text(input_path) as fh:  # the loaders' decoding rule (bad bytes -> U+FFFD)
         for lineno, raw in enumerate(fh, start=1):
             problem = None
             try:
-                rec = json.loads(raw.decode("utf-8")) if raw.strip() else None
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                rec = json.loads(raw) if raw.strip() else None
+            except json.JSONDecodeError as exc:
                 rec, problem = None, f"unreadable line ({exc})"
             if rec is None and problem is None:
                 continue

@@ -10,6 +10,8 @@ from typing import Any
 import typer
 
 from ssjf.cli.app import app, bench_app
+from ssjf.cli.needs import need_saved_predictor
+from ssjf.extras import require_extra
 
 
 @app.command("serve")
@@ -84,6 +86,9 @@ def serve_cmd(
     Settings come from --config FILE, then SSJF_GATEWAY_<SETTING> environment
     variables, then --set, then the flags.
     """
+    require_extra("gateway", "ssjf serve")
+    if predictor is not None:
+        need_saved_predictor(predictor, "ssjf serve --predictor")
     from ssjf.gateway.config import ConfigError, load_config
 
     extra: dict[str, Any] = {}
@@ -120,6 +125,8 @@ def serve_cmd(
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    if cfg.predictor and predictor is None:  # named by --config or the environment
+        need_saved_predictor(cfg.predictor, "ssjf serve (predictor setting)")
     try:
         from ssjf.gateway import server as gateway_server
         from ssjf.gateway.app import create_app
@@ -161,6 +168,7 @@ def gateway_overhead_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
 ) -> None:
     """Latency the gateway adds at low load: one-token requests, direct vs through it."""
+    require_extra("gateway", "ssjf bench gateway-overhead")
     import threading
     import time
 

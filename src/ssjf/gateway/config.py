@@ -274,7 +274,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"{p}: cannot read gateway config: {e.strerror or e}") from None
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else _toml_loads(p, text)
+        data = json.loads(text) if p.suffix.lower() == ".json" else _toml_loads(text)
     except ValueError as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.') or 'TOML'}: {e}") from None
     if not isinstance(data, dict):
@@ -286,14 +286,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return dict(section)
 
 
-def _toml_loads(p: Path, text: str) -> Any:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise ConfigError(f"{p}: TOML needs Python >= 3.11 (or tomli); use JSON") from None
+def _toml_loads(text: str) -> Any:
+    import tomllib  # standard library from Python 3.11, the oldest ssjf supports
+
     return tomllib.loads(text)
 
 

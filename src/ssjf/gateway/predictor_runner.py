@@ -86,7 +86,7 @@ class PredictorRunner:
             self._flush_handle = loop.call_later(self.window_s, self._flush)
         try:
             est = await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self.fallback, "timeout"
         except Exception:
             return self.fallback, "error"

@@ -192,7 +192,7 @@ class TrafficLog:
             return text.encode("utf-8")
         except UnicodeEncodeError:
             # Lone surrogates (from JSON \ud800 escapes) cannot be UTF-8: U+FFFD marks them,
-            # which the training loader reports as invalid text.
+            # as every data loader does for bad bytes (ssjf.textio).
             return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
     def _clip(self, s: str) -> str:

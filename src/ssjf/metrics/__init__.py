@@ -1,6 +1,7 @@
 """Metrics: per-request records, per-policy summaries, comparisons, seed aggregation."""
 
 from ssjf.metrics.compare import (
+    MIN_ORACLE_GAIN,
     add_comparisons,
     aggregate,
     oracle_gain_fraction,
@@ -10,6 +11,7 @@ from ssjf.metrics.records import RECORD_COLUMNS, record_columns, write_records
 from ssjf.metrics.summary import SLO, RunArrays, summarize
 
 __all__ = [
+    "MIN_ORACLE_GAIN",
     "RECORD_COLUMNS",
     "SLO",
     "RunArrays",

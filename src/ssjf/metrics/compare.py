@@ -12,15 +12,26 @@ from ssjf.stats import relative_change
 #: Figures compared against FCFS (relative change, negative = better for latencies).
 COMPARED = ("jct_mean", "jct_p99", "queue_mean", "ttft_mean")
 
+#: Smallest gain of the oracle over FCFS (a share of FCFS's mean JCT) worth dividing by.
+#: Below it (light load: little queueing, so little for any ordering to win) the
+#: oracle-gain fraction is noise over a near-zero denominator (the issue that set it:
+#: "oracle gain -116% ± 61" where the oracle gained about 1%), so it is reported as
+#: missing instead. Every place that computes the fraction goes through
+#: :func:`oracle_gain_fraction`, so this is the one threshold.
+MIN_ORACLE_GAIN = 0.05
+
 
 def oracle_gain_fraction(value: float, fcfs: float, oracle: float) -> float:
     """Share of the oracle's improvement a policy captures: (fcfs - value) / (fcfs - oracle).
 
     1 = as good as the oracle, 0 = no better than FCFS, < 0 = worse than FCFS;
-    nan when the oracle does not beat FCFS (no gain to share).
+    nan when the oracle beats FCFS by less than :data:`MIN_ORACLE_GAIN` of FCFS's
+    figure (no gain worth sharing).
     """
     gain = fcfs - oracle
-    if not (math.isfinite(gain) and math.isfinite(value)) or gain <= 0:
+    if not (math.isfinite(gain) and math.isfinite(value)):
+        return math.nan
+    if gain <= 0 or gain < MIN_ORACLE_GAIN * abs(fcfs):
         return math.nan
     return (fcfs - value) / gain
 

@@ -83,7 +83,7 @@ def write_records(path: str | Path, tables: Sequence[dict[str, list[Any]]]) -> P
             import pyarrow.parquet as pq
         except ImportError:
             raise RuntimeError(
-                "writing .parquet records needs pyarrow (pip install pyarrow); "
+                "writing .parquet records needs pyarrow (pip install 'ssjf[parquet]'); "
                 "use a .jsonl or .csv file instead"
             ) from None
         merged = {c: [v for t in tables for v in t[c]] for c in RECORD_COLUMNS}

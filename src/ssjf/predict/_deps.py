@@ -5,26 +5,28 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_EXTRA_HINT = "install the predictor extra: pip install 'ssjf[predict]'"
+from ssjf.extras import MissingExtra, extra_for_module
+
+#: The error a missing optional dependency raises (kept under its old name).
+MissingDependency = MissingExtra
 
 
-class MissingDependency(ImportError):
-    """An optional dependency of a predictor family is not installed."""
-
-
-def require(module: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependency` naming the extra."""
+def require(module: str, what: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtra` naming the extra that provides it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependency(f"{module} is needed here ({exc}); {_EXTRA_HINT}") from None
+        extra = extra_for_module(module)
+        if extra is None:  # not one of ours: the plain error says more
+            raise
+        raise MissingExtra(extra, what or "this feature", [exc.name or module]) from None
 
 
 def require_sklearn() -> ModuleType:
     """scikit-learn (TF-IDF, ridge, quantile and bucket heads)."""
-    return require("sklearn")
+    return require("sklearn", "this predictor")
 
 
 def require_torch() -> ModuleType:
     """PyTorch, for the fine-tuned transformer predictors (imports it; sets no threads)."""
-    return require("torch")
+    return require("torch", "this predictor")

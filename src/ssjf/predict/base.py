@@ -54,6 +54,9 @@ class Predictor(ABC):
     """
 
     family: ClassVar[str] = ""
+    #: The extra (``pip install 'ssjf[EXTRA]'``) this family needs, checked by the CLI
+    #: before any work starts (:mod:`ssjf.extras`); None: the core is enough.
+    needs_extra: ClassVar[str | None] = "predict"
     #: Per-family defaults used by ``ssjf bench predictor`` (kept small and fast).
     bench_params: ClassVar[dict[str, Any]] = {}
 

@@ -32,6 +32,7 @@ def approx_tokens(text: str) -> int:
 class ConstantPredictor(Predictor):
     """Mean or median training length of each model (global statistic for unknown models)."""
 
+    needs_extra: ClassVar[str | None] = None
     bench_params: ClassVar[dict[str, Any]] = {"stat": "median"}
 
     def __init__(self, stat: str = "median") -> None:

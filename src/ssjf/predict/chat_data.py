@@ -25,6 +25,7 @@ from ssjf.datadir import DataError
 from ssjf.predict.baselines import approx_tokens
 from ssjf.predict.records import MAX_OUTPUT_TOKENS, LengthData, Reporter
 from ssjf.predict.truncate import flatten_chat
+from ssjf.textio import decode
 
 APPROX_TOKENIZER = "approx-regex"
 LMSYS_HUB_NAME = "lmsys/lmsys-chat-1m"
@@ -38,7 +39,7 @@ def token_counter(tokenizer: str | None) -> Callable[[str], int]:
         return approx_tokens
     from ssjf.predict._deps import require
 
-    transformers = require("transformers")
+    transformers = require("transformers", f"tokenizer {tokenizer!r}")
     tok = transformers.AutoTokenizer.from_pretrained(tokenizer)
     return lambda text: len(tok.encode(text, add_special_tokens=False))
 
@@ -80,9 +81,6 @@ def conversation_records(
         if not isinstance(reply, str) or not reply.strip():
             rep.bad(f"{where} turn {k}", "content", "empty or missing reply text")
             continue
-        if "\ufffd" in user:
-            rep.bad(f"{where} turn {k - 1}", "content", "text is not valid UTF-8")
-            continue
         n_tokens = count(reply)
         if not 1 <= n_tokens <= MAX_OUTPUT_TOKENS:
             rep.bad(f"{where} turn {k}", "content", f"absurd reply length {n_tokens}")
@@ -102,9 +100,7 @@ def load_sharegpt_json(
     """ShareGPT JSON: a list of ``{"id", "conversations": [{"from", "value"}, ...]}``."""
     p = Path(path)
     try:
-        raw = json.loads(p.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not valid UTF-8 (byte {exc.start})") from None
+        raw = json.loads(decode(p.read_bytes()))
     except json.JSONDecodeError as exc:
         raise DataError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     except OSError as exc:
@@ -151,7 +147,7 @@ def load_lmsys(
     """
     from ssjf.predict._deps import require
 
-    datasets = require("datasets")
+    datasets = require("datasets", "lmsys chat data")
     if source is None:
         rows: Iterable[Any] = datasets.load_dataset(LMSYS_HUB_NAME, split=split, streaming=True)
         label = LMSYS_HUB_NAME

@@ -8,24 +8,27 @@ Sources:
   optional ``prompt_id``) — gzip allowed;
 * ShareGPT-format JSON and LMSYS-Chat-1M: see :mod:`ssjf.predict.chat_data`.
 
-Bad records (missing or mistyped fields, empty or non-UTF-8 text, absurd lengths)
-are reported with file and line and skipped; with ``strict=True`` the first one
-raises :class:`DataError`.
+Bad records (missing or mistyped fields, empty text, absurd lengths) are
+reported with file and line and skipped; with ``strict=True`` the first one
+raises :class:`DataError`. Text is decoded by :mod:`ssjf.textio` (invalid bytes
+become U+FFFD, which is kept, as in every other command). Censored records
+(marked ``truncated``, or whose ``output_tokens`` reached their ``max_tokens``)
+only tell a lower bound of the length: they are dropped and counted in
+``LengthData.censored`` unless ``keep_censored=True``.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ssjf.datadir import DataError, data_file
 from ssjf.predict.chat_data import load_lmsys, load_sharegpt_json
 from ssjf.predict.records import MAX_OUTPUT_TOKENS, LengthData, Reporter
+from ssjf.textio import open_text
 
 # Re-exported: loaders, benches and tests import the dataset types from here.
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "DataError",
     "LengthData",
     "Reporter",
+    "is_censored",
     "load_data",
     "load_prompt_dataset",
     "load_records_file",
@@ -87,8 +91,12 @@ def load_records_file(
     prompt_key: str = "prompt",
     length_key: str = "output_tokens",
     model_key: str = "model",
+    keep_censored: bool = False,
 ) -> LengthData:
-    """Generic JSONL or CSV (optionally .gz) with prompt, output_tokens, optional model/prompt_id."""
+    """Generic JSONL or CSV (optionally .gz) with prompt, output_tokens, optional model/prompt_id.
+
+    Censored records (see the module doc) are counted and dropped unless ``keep_censored``.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
@@ -107,12 +115,15 @@ def load_records_file(
         if parsed is None:
             continue
         prompt, length, model = parsed
+        if not keep_censored and is_censored(rec, length):
+            data.censored += 1
+            continue
         pid = rec.get("prompt_id")
         data.append(prompt, length, model, str(pid) if pid not in (None, "") else prompt, p.name)
     return data
 
 
-def load_data(spec: str, *, strict: bool = False) -> LengthData:
+def load_data(spec: str, *, strict: bool = False, keep_censored: bool = False) -> LengthData:
     """A dataset by name (``alpaca_eval``, ``flask``, ``sharegpt``) or a file path."""
     if spec in PROMPT_DATASETS:
         return load_prompt_dataset(spec, strict=strict)
@@ -121,7 +132,22 @@ def load_data(spec: str, *, strict: bool = False) -> LengthData:
     if spec.startswith("lmsys"):
         _, _, source = spec.partition(":")
         return load_lmsys(source or None, strict=strict)
-    return load_records_file(spec, strict=strict)
+    return load_records_file(spec, strict=strict, keep_censored=keep_censored)
+
+
+def is_censored(rec: dict[str, Any], length: int) -> bool:
+    """True when ``rec``'s length is only a lower bound: marked truncated, or it reached max_tokens.
+
+    ``truncated`` is what the gateway's traffic log writes when the engine stopped
+    at its limit (finish_reason "length"); other logs only carry ``max_tokens``.
+    """
+    flag = rec.get("truncated")
+    if isinstance(flag, str):
+        flag = flag.strip().lower() in ("true", "1", "yes")
+    if flag is True or (isinstance(flag, (int, float)) and not isinstance(flag, bool) and flag):
+        return True
+    limit = _as_length(rec.get("max_tokens"))
+    return isinstance(limit, int) and length >= limit
 
 
 # --------------------------------------------------------------------- parsing
@@ -147,9 +173,6 @@ def _parse_record(
         return None
     if not prompt.strip():
         rep.bad(where, prompt_key, "empty text")
-        return None
-    if "\ufffd" in prompt:
-        rep.bad(where, prompt_key, "text is not valid UTF-8")
         return None
     length = _as_length(rec.get(length_key))
     if isinstance(length, str):
@@ -183,24 +206,12 @@ def _as_length(value: Any) -> int | str:
     return int(num)
 
 
-def _open_text(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    if path.suffix.lower() == ".gz":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw
-
-
 def _iter_jsonl(path: Path, rep: Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(where, record)`` per non-blank line; undecodable lines are reported and skipped."""
+    """``(where, record)`` per non-blank line; unparsable lines are reported and skipped."""
     try:
-        with _open_text(path) as fh:
-            for lineno, raw in enumerate(fh, start=1):
+        with open_text(path) as fh:
+            for lineno, line in enumerate(fh, start=1):
                 where = f"{path}:{lineno}"
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    rep.bad(where, "<line>", f"not valid UTF-8 ({exc.reason})")
-                    continue
                 if not line.strip():
                     continue
                 try:
@@ -216,9 +227,8 @@ def _iter_jsonl(path: Path, rep: Reporter) -> Iterator[tuple[str, dict[str, Any]
 def _iter_csv(path: Path, rep: Reporter) -> Iterator[tuple[str, dict[str, Any]]]:
     delim = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     try:
-        with _open_text(path) as fh:
-            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
-            reader = csv.DictReader(text, delimiter=delim)
+        with open_text(path) as fh:
+            reader = csv.DictReader(fh, delimiter=delim)
             for rec in reader:
                 # Line of the record's end; header is line 1.
                 yield f"{path}:{reader.line_num}", dict(rec)

@@ -66,6 +66,7 @@ class _EmbedFeatures:
 class EmbedRidgePredictor(_EmbedFeatures, ScorePredictor):
     """Frozen sentence embedding + ridge on the prompt score, per-model affine map."""
 
+    needs_extra: ClassVar[str | None] = "encoders"
     defaults: ClassVar[dict[str, Any]] = {**ENCODER_DEFAULTS, "alpha": 3.0}
 
     def __init__(self, **params: Any) -> None:
@@ -91,6 +92,7 @@ class EmbedRidgePredictor(_EmbedFeatures, ScorePredictor):
 class TfidfEmbedPredictor(TfidfPredictor):
     """TF-IDF n-grams and a sentence embedding side by side in one ridge (the strongest cheap mix)."""
 
+    needs_extra: ClassVar[str | None] = "encoders"
     defaults: ClassVar[dict[str, Any]] = {
         **TfidfPredictor.defaults,
         "encoder": DEFAULT_ENCODER,
@@ -207,6 +209,7 @@ class EmbedBucketPredictor(Predictor):
     quantiles from the class distribution.
     """
 
+    needs_extra: ClassVar[str | None] = "encoders"
     defaults: ClassVar[dict[str, Any]] = {
         **ENCODER_DEFAULTS,
         "percentiles": [25, 50, 75, 99],

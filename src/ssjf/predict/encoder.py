@@ -52,7 +52,7 @@ def load_encoder(name: str, device: str | None = None) -> Any:
     """A cached ``SentenceTransformer`` for ``name`` (see :func:`resolve_encoder`)."""
     key = f"{resolve_encoder(name)}@{device or 'auto'}"
     if key not in _MODELS:
-        st = require("sentence_transformers")
+        st = require("sentence_transformers", f"encoder {name!r}")
         _MODELS[key] = st.SentenceTransformer(resolve_encoder(name), device=device or "cpu")
     return _MODELS[key]
 

@@ -30,6 +30,8 @@ class LengthData:
     issues: list[str] = field(default_factory=list)
     #: What ``lengths`` count (a tokenizer name, or "approx-regex").
     unit: str = "tokens"
+    #: Censored records left out: generation hit its limit, so only a lower bound is known.
+    censored: int = 0
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -46,7 +48,7 @@ class LengthData:
 
     def subset(self, indices: Iterable[int]) -> LengthData:
         """The records at ``indices`` (issues are kept)."""
-        out = LengthData(issues=list(self.issues), unit=self.unit)
+        out = LengthData(issues=list(self.issues), unit=self.unit, censored=self.censored)
         for i in indices:
             out.append(
                 self.prompts[i],
@@ -69,6 +71,7 @@ class LengthData:
         self.prompt_ids += other.prompt_ids
         self.datasets += other.datasets
         self.issues += other.issues
+        self.censored += other.censored
         return self
 
     @property

@@ -117,7 +117,7 @@ def build_tokenizer(out_dir: Path, vocab_size: int) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
             "building the tiny model needs tokenizers and transformers: "
-            "pip install 'ssjf[predict]' (or use the engine's venv)"
+            "pip install 'ssjf[finetune]' (or use the engine's venv)"
         ) from exc
 
     tok = Tokenizer(models.BPE())
@@ -151,7 +151,7 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None)
         from transformers import LlamaConfig, LlamaForCausalLM
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(
-            "building the tiny model needs torch and transformers: pip install 'ssjf[predict]'"
+            "building the tiny model needs torch and transformers: pip install 'ssjf[finetune]'"
         ) from exc
 
     out = Path(out_dir)

@@ -7,13 +7,21 @@ times).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numpy as np
 
-from ssjf.datadir import DataError
+# Re-exported: trace timestamps are parsed here for every source that has them.
+from ssjf.workload.timestamps import parse_timestamps
+
+__all__ = [
+    "ArrivalSpec",
+    "gamma_arrivals",
+    "parse_timestamps",
+    "poisson_arrivals",
+    "scale_trace",
+    "uniform_arrivals",
+]
 
 FloatArray = np.ndarray
 
@@ -56,49 +64,6 @@ def _from_gaps(gaps: FloatArray) -> FloatArray:
     if times.size:
         times -= times[0]  # the first request arrives at t = 0
     return times
-
-
-def parse_timestamps(
-    values: Sequence[str],
-    *,
-    file: str | None = None,
-    lines: Sequence[int] | None = None,
-    field: str = "TIMESTAMP",
-) -> FloatArray:
-    """Datetime strings (Azure trace style) -> seconds since the first, as given.
-
-    Accepts ``YYYY-MM-DD HH:MM:SS[.fraction]`` with any number of fractional digits
-    (Azure writes seven, more than ``datetime`` parses) and plain numbers (seconds).
-    """
-    out = np.empty(len(values), dtype=np.float64)
-    for i, raw in enumerate(values):
-        line = lines[i] if lines is not None else None
-        out[i] = _parse_one(raw, file=file, line=line, field=field)
-    if out.size:
-        out -= out.min()
-    return out
-
-
-def _parse_one(raw: str, *, file: str | None, line: int | None, field: str) -> float:
-    text = raw.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    head, _, frac = text.partition(".")
-    try:
-        base = datetime.strptime(head, "%Y-%m-%d %H:%M:%S")
-        fraction = float("0." + frac) if frac else 0.0
-        if frac and not frac.isdigit():
-            raise ValueError(frac)
-    except ValueError:
-        raise DataError(
-            f"bad timestamp {raw!r}: expected 'YYYY-MM-DD HH:MM:SS[.ffff]' or seconds",
-            file=file,
-            line=line,
-            field=field,
-        ) from None
-    return base.replace(tzinfo=timezone.utc).timestamp() + fraction
 
 
 def scale_trace(times: FloatArray, rate: float | None) -> FloatArray:

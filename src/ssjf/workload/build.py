@@ -129,11 +129,13 @@ def load_pool(spec: WorkloadSpec | str) -> Pool:
 
 
 def sample_indices(
-    n_pool: int, n: int, rng: np.random.Generator, *, contiguous: bool
+    n_pool: int, n: int, rng: np.random.Generator, *, contiguous: bool, replace: bool = False
 ) -> np.ndarray:
     """``n`` record indices: a random contiguous window (traces) or a random sample.
 
-    Samples without replacement when the pool is large enough, else with replacement.
+    The sample is drawn without replacement, in file order, so asking for more
+    records than the pool holds is an error; ``replace=True`` draws with
+    replacement (a bootstrap, in random order) instead.
     """
     if n_pool <= 0:
         raise ValueError("cannot sample from an empty pool")
@@ -142,9 +144,14 @@ def sample_indices(
             raise ValueError(f"the trace has {n_pool} records, fewer than the {n} requested")
         start = int(rng.integers(0, n_pool - n + 1))
         return np.arange(start, start + n)
-    if n <= n_pool:
-        return np.sort(rng.choice(n_pool, size=n, replace=False))
-    return rng.integers(0, n_pool, size=n)
+    if replace:
+        return rng.integers(0, n_pool, size=n)
+    if n > n_pool:
+        raise ValueError(
+            f"the source has {n_pool} records, fewer than the {n} requested; ask for at most "
+            f"{n_pool}, or resample with replacement"
+        )
+    return np.sort(rng.choice(n_pool, size=n, replace=False))
 
 
 def noisy_estimates(
@@ -203,6 +210,7 @@ def build_workload(
     arrival: ArrivalSpec | None = None,
     estimates: str | EstimateFn = "source",
     arrival_pool: Pool | None = None,
+    replace: bool = False,
 ) -> Workload:
     """Sample ``n`` requests from ``pool`` and give them arrivals and estimates.
 
@@ -212,6 +220,7 @@ def build_workload(
     engine's saturated capacity on these very jobs (``ssjf.sim.capacity_rps``).
     ``estimates``: ``"source"`` (the source's own predictions, else none),
     ``"none"``, ``"noisy:SIGMA"`` (synthetic, labelled), or a function of the pool.
+    ``replace`` draws the requests with replacement (see :func:`sample_indices`).
     """
     arrival = arrival or ArrivalSpec()
     rng = np.random.default_rng(seed)
@@ -220,7 +229,7 @@ def build_workload(
     if use_trace and times_src.timestamps is None:
         raise ValueError(f"arrival process 'trace' needs timestamps; {times_src.name} has none")
     same_trace = use_trace and arrival_pool is None
-    idx = sample_indices(len(pool), n, rng, contiguous=same_trace)
+    idx = sample_indices(len(pool), n, rng, contiguous=same_trace, replace=replace)
     sample = pool.take(idx)
     # Estimates.
     est: Sequence[LengthEstimate] | None

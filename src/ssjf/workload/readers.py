@@ -1,12 +1,12 @@
 """Reading source files record by record: CSV and JSONL rows, checked fields.
 
 Every error is a :class:`~ssjf.datadir.DataError` naming the file, line and field.
+Text is decoded by the one rule of :mod:`ssjf.textio` (bad bytes become U+FFFD).
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ssjf.datadir import DataError
+from ssjf.textio import open_text
 
 
 def int_field(value: Any, *, file: str, line: int, name: str, minimum: int = 0) -> int:
@@ -40,13 +41,6 @@ def int_field(value: Any, *, file: str, line: int, name: str, minimum: int = 0) 
     if out < minimum:
         raise DataError(f"must be >= {minimum}, got {out}", file=file, line=line, field=name)
     return out
-
-
-def open_text(path: Path) -> Any:
-    """``path`` opened for reading text (UTF-8), through gzip when it ends in ``.gz``."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8", newline="")
 
 
 def iter_csv(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:

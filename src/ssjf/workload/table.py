@@ -11,24 +11,29 @@ import numpy as np
 
 from ssjf.datadir import DataError
 from ssjf.estimate import LengthEstimate
-from ssjf.workload.arrivals import parse_timestamps
 from ssjf.workload.pool import Pool
 from ssjf.workload.readers import get_value, int_field, iter_csv, iter_jsonl
+from ssjf.workload.timestamps import TIME_UNITS, read_timestamps
 
 #: Fields a generic table can declare, and what each means.
 TABLE_FIELDS = {
     "prompt_tokens": "prompt size in tokens (default 0)",
     "output_tokens": "true output length in tokens (required)",
-    "arrival": "arrival timestamp (seconds or 'YYYY-MM-DD HH:MM:SS')",
+    "arrival": "arrival timestamp (ISO 8601 like 2025-12-06T06:08:32.038Z, or a number)",
     "prompt": "prompt text",
     "predicted": "a predicted output length in tokens",
     "model": "the generating model's name",
     "prompt_id": "group id for splits",
 }
 
+#: Options a column spec may carry besides field mappings (``OPTION=VALUE``).
+TABLE_OPTIONS = {
+    "timestamp_unit": "unit of numeric arrivals: s | ms | us | ns (default: by magnitude)",
+}
+
 
 def parse_columns(spec: str) -> dict[str, str]:
-    """``prompt_tokens=ctx,output_tokens=gen`` -> {field: column}."""
+    """``prompt_tokens=ctx,output_tokens=gen,timestamp_unit=ms`` -> {field or option: value}."""
     out: dict[str, str] = {}
     for part in spec.split(","):
         part = part.strip()
@@ -38,10 +43,13 @@ def parse_columns(spec: str) -> dict[str, str]:
         key, col = key.strip(), col.strip()
         if not sep or not col:
             raise ValueError(f"column mapping {part!r}: expected FIELD=COLUMN")
-        if key not in TABLE_FIELDS:
+        if key not in TABLE_FIELDS and key not in TABLE_OPTIONS:
             raise ValueError(
-                f"unknown field {key!r} in column mapping; fields: {', '.join(TABLE_FIELDS)}"
+                f"unknown field {key!r} in column mapping; fields: "
+                f"{', '.join([*TABLE_FIELDS, *TABLE_OPTIONS])}"
             )
+        if key == "timestamp_unit" and col not in TIME_UNITS:
+            raise ValueError(f"timestamp_unit={col}: use one of {', '.join(TIME_UNITS)}")
         out[key] = col
     return out
 
@@ -51,21 +59,24 @@ def load_table(path: str | Path, columns: Mapping[str, str] | None = None) -> Po
 
     ``columns`` maps fields (:data:`TABLE_FIELDS`) to column names; unmapped fields
     default to their own name when present. ``output_tokens`` is required.
+    ``columns`` may also carry :data:`TABLE_OPTIONS`. One-line notes for the user
+    (e.g. a guessed timestamp unit) go to ``pool.meta["notes"]``.
     """
     p = Path(path)
     if not p.is_file():
         raise DataError("file not found", file=p)
     name = str(p)
+    options = {k: v for k, v in (columns or {}).items() if k in TABLE_OPTIONS}
     mapping = {k: k for k in TABLE_FIELDS}
-    mapping.update(columns or {})
+    mapping.update({k: v for k, v in (columns or {}).items() if k not in TABLE_OPTIONS})
     is_jsonl = ".jsonl" in p.suffixes or ".json" in p.suffixes
     rows: Iterator[tuple[int, Mapping[str, Any]]] = (
         iter_jsonl(p) if is_jsonl else iter_csv(p, [mapping["output_tokens"]])
     )
-    explicit = set(columns or {})
+    explicit = set(columns or {}) - set(TABLE_OPTIONS)
     ptoks: list[int] = []
     otoks: list[int] = []
-    stamps: list[str] = []
+    stamps: list[Any] = []
     stamp_lines: list[int] = []
     prompts: list[str] = []
     preds: list[float] = []
@@ -96,7 +107,7 @@ def load_table(path: str | Path, columns: Mapping[str, str] | None = None) -> Po
                 int_field(get_value(row, col, file=name, line=line), file=name, line=line, name=col)
             )
         if "arrival" in present:
-            stamps.append(str(get_value(row, mapping["arrival"], file=name, line=line)))
+            stamps.append(get_value(row, mapping["arrival"], file=name, line=line))
             stamp_lines.append(line)
         if "prompt" in present:
             prompts.append(str(row.get(mapping["prompt"]) or ""))
@@ -125,8 +136,19 @@ def load_table(path: str | Path, columns: Mapping[str, str] | None = None) -> Po
         index: dict[Any, int] = {}
         pid_arr = np.asarray([index.setdefault(str(v), len(index)) for v in pids], dtype=np.int64)
     times = None
+    notes: list[str] = []
     if stamps:
-        times = parse_timestamps(stamps, file=name, lines=stamp_lines, field=mapping["arrival"])
+        parsed = read_timestamps(
+            stamps,
+            file=name,
+            lines=stamp_lines,
+            field=mapping["arrival"],
+            unit=options.get("timestamp_unit"),
+        )
+        times = parsed.seconds
+        note = parsed.note(name, mapping["arrival"])
+        if note:
+            notes.append(note)
     pool = Pool(
         name=p.name,
         prompt_tokens=np.asarray(ptoks, dtype=np.int64) if ptoks else np.zeros(n, dtype=np.int64),
@@ -136,7 +158,7 @@ def load_table(path: str | Path, columns: Mapping[str, str] | None = None) -> Po
         prompt_ids=pid_arr,
         models=models or None,
         estimates=[LengthEstimate(point=v) for v in preds] if preds else None,
-        meta={"file": name},
+        meta={"file": name, "notes": notes},
     )
     if times is not None:
         order = np.argsort(times, kind="stable")

@@ -47,6 +47,14 @@ class RequestResult:
     error: str | None = None
     #: Chunks received in a stream (0 for a non-streaming answer).
     chunks: int = 0
+    #: ``usage.prompt_tokens`` as the server counted it (chat template included).
+    prompt_tokens: int | None = None
+    #: Arrival times of the stream's chunks that carry choices (the first is
+    #: ``first_token``): one float per chunk, for vLLM's inter-token latencies.
+    chunk_times: list[float] = field(default_factory=list)
+    #: Arrival time of the stream's last data chunk before ``[DONE]`` (the usage
+    #: chunk included): where ``vllm bench serve`` stops its end-to-end latency.
+    last_chunk: float | None = None
     text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -115,7 +123,7 @@ async def send_one(
     url = base_url.rstrip("/") + endpoint_path(endpoint)
     try:
         await asyncio.wait_for(_exchange(client, url, body, stream, res), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         res.ok, res.error = False, f"timeout after {timeout_s:.0f} s"
     except Exception as exc:  # network trouble is a result, not a crash of the replay
         res.ok, res.error = False, f"{type(exc).__name__}: {exc}"
@@ -163,6 +171,8 @@ async def _exchange(
                 done = True
                 break
             res.chunks += 1
+            # Taken before parsing, as vllm bench serve does.
+            now = res.last_chunk = time.perf_counter()
             # Parse JSON only where it matters (first chunk, errors, usage, kept text):
             # the client shares a small machine with the engine and must stay light.
             if not (
@@ -172,18 +182,23 @@ async def _exchange(
                 or '"usage":{' in payload
                 or '"usage": {' in payload
             ):
+                # Neither usage nor error: a chunk of generated text.
+                res.chunk_times.append(now)
                 continue
             obj = json.loads(payload)
             if "error" in obj:
                 res.error = json.dumps(obj["error"])[:500]
                 return
-            if obj.get("choices") and res.first_token is None:
-                res.first_token = time.perf_counter()
+            if obj.get("choices"):
+                res.chunk_times.append(now)
+                if res.first_token is None:
+                    res.first_token = now
             if keep_text:
                 text.append(_chunk_text(obj))
             usage = obj.get("usage")
             if usage:
                 res.completion_tokens = usage.get("completion_tokens")
+                res.prompt_tokens = usage.get("prompt_tokens")
                 # vLLM --enable-per-request-metrics: engine-side timings ride on it.
                 if isinstance(obj.get("metrics"), dict):
                     res.extra["engine_metrics"] = obj["metrics"]

@@ -28,6 +28,9 @@ class ServeBenchConfig:
     requests: int = 400
     #: Arrival rate as a fraction of the measured capacity.
     load: float = 0.9
+    #: A fixed arrival rate in requests/s instead of ``load`` x capacity (vLLM's
+    #: ``--request-rate``; ``inf``: every request at time 0). None: from ``load``.
+    request_rate: float | None = None
     #: Whose real output lengths to replay: a realistic, wide spread, fast enough on a CPU.
     generator: str = "gpt-3.5-turbo-1106"
     #: Lengths above this are cut to it, so one request cannot hold a slot for minutes.
@@ -86,6 +89,11 @@ class ServeBenchConfig:
     #: Stop after training the predictor and writing ``export_workload``: no engine
     #: is started (the simulator's view of the bench in a minute, not forty).
     export_only: bool = False
+    #: Percentiles of the ``vllm bench serve`` keys (its ``--metric-percentiles``).
+    metric_percentiles: tuple[float, ...] = (99.0,)
+    #: Latency metrics given ``vllm bench serve`` keys (its ``--percentile-metrics``;
+    #: vLLM leaves e2el out by default, here it is in).
+    percentile_metrics: tuple[str, ...] = ("ttft", "tpot", "itl", "e2el")
     #: Gateway settings shared by the gateway configs (GatewayConfig fields).
     gateway: dict[str, Any] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import statistics
 import time
@@ -30,6 +31,7 @@ from ssjf.bench.serve.figures import compare_to_fcfs, config_row, run_figures
 from ssjf.bench.serve.gateway_proc import GatewayProcess
 from ssjf.bench.serve.items import WorkItem, poisson_arrivals
 from ssjf.bench.serve.measure import measure_shared_token_throughput
+from ssjf.bench.serve.vllm_metrics import vllm_metrics
 from ssjf.estimate import LengthEstimate
 from ssjf.gateway.config import load_config
 from ssjf.gateway.ordering import EngineOrdering
@@ -123,7 +125,8 @@ async def probe_capacity(
     meta: dict[str, Any],
     log: Log,
 ) -> float:
-    """Measure one engine's capacity now; record it; return the arrival rate (req/s).
+    """Measure one engine's capacity now; record it; return the arrival rate (req/s):
+    ``load`` x capacity, or ``request_rate`` when set.
 
     Side by side, every engine runs its closed loop at once, as in the replays
     (they share the CPU), and the capacity is their mean.
@@ -133,6 +136,7 @@ async def probe_capacity(
     caps = await measure_shared_token_throughput(urls, cap_items, conc, model, ep)
     tokens_per_s = statistics.fmean(c.tokens_per_s for c in caps)
     rate = tokens_per_s / mean_tokens
+    arrival = cfg.load * rate if cfg.request_rate is None else cfg.request_rate
     meta.setdefault("capacity", []).append(
         {
             "seed": seed,
@@ -140,15 +144,34 @@ async def probe_capacity(
             "per_engine_tokens_per_s": [c.tokens_per_s for c in caps],
             "window_s": max(c.window_s for c in caps),
             "capacity_rps": rate,
-            "arrival_rate_rps": cfg.load * rate,
+            "arrival_rate_rps": arrival,
         }
     )
     each = " / ".join(f"{c.tokens_per_s:.0f}" for c in caps)
     log(
         f"capacity {tokens_per_s:.0f} tokens/s per engine ({each}) = {rate:.2f} req/s of "
-        f"{mean_tokens:.0f} tokens -> seed {seed} arrivals at {cfg.load * rate:.2f} req/s"
+        f"{mean_tokens:.0f} tokens -> seed {seed} arrivals at {arrival:.2f} req/s"
     )
-    return cfg.load * rate
+    return arrival
+
+
+def arrival_times(n: int, rate: float, seed: int) -> list[float]:
+    """Poisson arrivals at ``rate`` req/s; all at 0 when ``rate`` is infinite (as
+    ``vllm bench serve --request-rate inf`` sends them)."""
+    return [0.0] * n if math.isinf(rate) else poisson_arrivals(n, rate, seed)
+
+
+def vllm_run_keys(
+    results: Sequence[RequestResult], rate: float, cfg: ServeBenchConfig
+) -> dict[str, Any]:
+    """One replay as a ``vllm bench serve`` result: its traffic keys and its metrics."""
+    return {
+        "num_prompts": len(results),
+        "request_rate": rate if math.isfinite(rate) else "inf",
+        "burstiness": 1.0,  # Poisson arrivals, as vLLM's default
+        "max_concurrency": None,  # no client-side cap: the arrivals are open loop
+        **vllm_metrics(results, cfg.metric_percentiles, cfg.percentile_metrics),
+    }
 
 
 async def replay_config(
@@ -234,13 +257,14 @@ async def run_replays(
             items = list(bench_items)
             random.Random(seed).shuffle(items)
             # This host's speed drifts by 10-20% over minutes: measure capacity again
-            # before each seed, so that its arrivals are at ``load`` of the engine now.
+            # before each seed, so that its arrivals are at ``load`` of the engine now
+            # (a fixed request_rate needs no new probe).
             rate = (
                 first_rate
-                if k == 0
+                if k == 0 or cfg.request_rate is not None
                 else await probe_capacity(cfg, distinct, cap_items, mean_tokens, seed, meta, log)
             )
-            arrivals = poisson_arrivals(len(items), rate, seed)
+            arrivals = arrival_times(len(items), rate, seed)
             offered = rate * sum(it.max_tokens for it in items) / len(items)
             if side_by_side:
                 log(f"seed {seed}: {len(names)} configs side by side, {len(items)} requests each")
@@ -260,6 +284,7 @@ async def run_replays(
                     write_trace(cfg.trace_dir / f"{name}.seed{seed}.jsonl", res)
                 results[name].extend(res)
                 fig = run_figures(seed, res, offered, cfg.max_num_seqs)
+                fig["vllm"] = vllm_run_keys(res, rate, cfg)
                 runs[name].append(fig)
                 log(
                     f"seed {seed} {name}: mean {fig['jct_mean']:.2f} s "
@@ -286,7 +311,15 @@ async def run_replays(
     rows: list[dict[str, Any]] = []
     for name in names:
         added = meta.get("added_latency", {}).get(name, {}).get("added_p50_ms", 0.0)
-        rows.append(config_row(name, results[name], runs[name], added))
+        row = config_row(name, results[name], runs[name], added)
+        # Every seed pooled, throughputs over the replays' summed durations.
+        row["vllm"] = vllm_metrics(
+            results[name],
+            cfg.metric_percentiles,
+            cfg.percentile_metrics,
+            duration_s=sum(r["vllm"]["duration"] for r in runs[name]),
+        )
+        rows.append(row)
     compare_to_fcfs(rows, log)
     meta["total_s"] = time.monotonic() - started
     return {"meta": meta, "configs": rows}

@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from ssjf.bench.serve.items import (
     split_by_prompt,
 )
 from ssjf.bench.serve.replay import run_replays
+from ssjf.bench.serve.vllm_metrics import METRICS
 from ssjf.stats import kendall_tau_b
 from ssjf.testbed.vllm_cpu import VllmCpuServer, set_affinity_all_threads
 
@@ -76,6 +77,7 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
     """Run the whole benchmark; return ``{"meta": {...}, "configs": [rows]}``."""
     if cfg.export_only and cfg.export_workload is None:
         raise ValueError("export_only needs export_workload (the file to write)")
+    check_vllm_settings(cfg)
     started = time.monotonic()
     items = load_alpaca_workload(generator=cfg.generator, max_tokens_cap=cfg.max_tokens_cap)
     train, bench_items = split_by_prompt(items, cfg.requests, cfg.seed)
@@ -99,7 +101,7 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
         f"{cfg.model!r}"
     )
     meta: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()} {platform.node()}, {allowed_cpu_count()} CPUs",
         "settings": {
             k: str(v) if isinstance(v, Path) else v
@@ -161,6 +163,19 @@ def run_serve_bench(cfg: ServeBenchConfig, log: Callable[[str], None] = print) -
             server.stop()
         if affinity is not None:
             set_affinity_all_threads(os.getpid(), affinity)
+
+
+def check_vllm_settings(cfg: ServeBenchConfig) -> None:
+    """Refuse bad ``vllm bench serve`` style settings before anything starts (not after
+    a 45-minute run)."""
+    if cfg.request_rate is not None and not cfg.request_rate > 0:
+        raise ValueError(f"request rate must be > 0 req/s (or inf), got {cfg.request_rate}")
+    unknown = [m for m in cfg.percentile_metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown percentile metrics {unknown}: choose from {', '.join(METRICS)}")
+    bad = [p for p in cfg.metric_percentiles if not 0 <= p <= 100]
+    if bad:
+        raise ValueError(f"metric percentiles must be within 0..100, got {bad}")
 
 
 def export_workload(

@@ -2,7 +2,7 @@
 
 Importing this package registers the ``finetune-*`` families without importing
 torch or transformers; those load when a predictor is fitted or loaded
-(``pip install 'ssjf[predict]'``).
+(``pip install 'ssjf[finetune]'``).
 """
 
 from __future__ import annotations

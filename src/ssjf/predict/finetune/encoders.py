@@ -14,7 +14,6 @@ from typing import Any
 
 MINILM_ALIASES = frozenset({"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"})
 MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
-EXTRA_HINT = "pip install 'ssjf[predict]'"
 
 
 def bundled_minilm() -> Path | None:
@@ -38,14 +37,14 @@ def resolve_encoder(name: str) -> str:
 
 
 def require_torch() -> Any:
-    """Import torch and transformers or fail with the extra to install."""
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"fine-tuned predictors need torch and transformers: {EXTRA_HINT} ({exc})"
-        ) from exc
+    """Import torch (and check transformers) or fail with the extra to install."""
+    from ssjf.extras import MissingExtra, installed
+
+    missing = [m for m in ("torch", "transformers") if not installed(m)]
+    if missing:
+        raise MissingExtra("finetune", "fine-tuned predictors", missing)
+    import torch
+
     return torch
 
 

@@ -63,6 +63,7 @@ class FineTunePredictor(Predictor):
     """Encoder + head fine-tuned in one formulation (see module docstring)."""
 
     formulation: ClassVar[str] = ""
+    needs_extra: ClassVar[str | None] = "finetune"
     #: Family-specific parameters and their defaults.
     extra_defaults: ClassVar[dict[str, Any]] = {}
     #: Bounded settings for `ssjf bench predictor` (~10 min on 2 busy CPU cores).

@@ -54,6 +54,14 @@ class Engine(ABC):
     def validate(self, prompts: list[int], lengths: list[int]) -> None:  # noqa: B027
         """Raise ``ValueError`` if some request can never be served by this engine."""
 
+    def unfit(self, prompts: list[int], lengths: list[int]) -> list[int]:
+        """Indices of the requests this engine can never serve (none unless it models memory)."""
+        return []
+
+    def fit_fix(self, prompts: list[int], lengths: list[int]) -> str | None:
+        """An engine spec (CLI spelling) that would serve every request, when this one cannot."""
+        return None
+
     @abstractmethod
     def run(self, ctx: RunContext) -> None:
         """Serve every request once, filling the time lists of ``ctx``."""

@@ -32,7 +32,7 @@ class ContinuousEngine(ContinuousParams, Engine):
 
     @property
     def spec(self) -> str:
-        return self._spec("continuous")
+        return self._spec(self._SPEC_KIND)
 
     def validate(self, prompts: list[int], lengths: list[int]) -> None:
         self.check_fits(prompts, lengths)

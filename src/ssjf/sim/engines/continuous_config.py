@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class ContinuousParams:
     # ~80K tokens of KV cache: what remains of one 80 GB GPU after the weights of a
     # 7B model (~7,000 blocks at 0.5 MB/token) or a 13B model (~3,500 blocks).
     num_kv_blocks: int = 5000
+    #: The engine spec's name, for messages that spell a spec (subclasses set theirs).
+    _SPEC_KIND: ClassVar[str] = "continuous"
 
     def __post_init__(self) -> None:
         for name in ("max_num_seqs", "max_num_batched_tokens", "block_size", "num_kv_blocks"):
@@ -51,13 +54,36 @@ class ContinuousParams:
             f":block={self.block_size}:blocks={self.num_kv_blocks}"
         )
 
+    def blocks_needed(self, prompt: int, length: int) -> int:
+        """KV blocks a request holds at its last decode step: its whole context but the last token."""
+        return -(-(prompt + length - 1) // self.block_size)
+
+    def unfit(self, prompts: list[int], lengths: list[int]) -> list[int]:
+        """Indices of the requests that need more KV blocks than the whole cache."""
+        cap = self.num_kv_blocks
+        return [
+            i
+            for i, (p, length) in enumerate(zip(prompts, lengths, strict=True))
+            if self.blocks_needed(p, length) > cap
+        ]
+
+    def fit_fix(self, prompts: list[int], lengths: list[int]) -> str | None:
+        """The engine spec (CLI spelling) with just enough blocks for every request, if some lack them."""
+        bad = self.unfit(prompts, lengths)
+        if not bad:
+            return None
+        need = max(self.blocks_needed(prompts[i], lengths[i]) for i in bad)
+        return replace(self, num_kv_blocks=need)._spec(self._SPEC_KIND)
+
     def check_fits(self, prompts: list[int], lengths: list[int]) -> None:
         """Every request must fit the KV cache on its own, or it could never finish."""
-        bs, cap = self.block_size, self.num_kv_blocks
-        for i, (p, length) in enumerate(zip(prompts, lengths, strict=True)):
-            need = -(-(p + length - 1) // bs)
-            if need > cap:
-                raise ValueError(
-                    f"request #{i}: {p} prompt + {length} output tokens need {need} KV blocks "
-                    f"of {bs} tokens but the cache has {cap}; raise num_kv_blocks"
-                )
+        bad = self.unfit(prompts, lengths)
+        if bad:
+            i = bad[0]
+            p, length = prompts[i], lengths[i]
+            raise ValueError(
+                f"request #{i}: {p} prompt + {length} output tokens need "
+                f"{self.blocks_needed(p, length)} KV blocks of {self.block_size} tokens but the "
+                f"cache has {self.num_kv_blocks} ({len(bad)} such request(s)); "
+                f"use --engine {self.fit_fix(prompts, lengths)}"
+            )

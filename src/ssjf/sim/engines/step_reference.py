@@ -9,6 +9,7 @@ loop iteration per engine step, explicit per-sequence state, the rules of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ssjf.request import Request
 from ssjf.sim.engines.base import Engine, RunContext
@@ -33,9 +34,11 @@ class _Seq:
 class StepContinuousEngine(ContinuousParams, Engine):
     """Reference continuous-batching engine: one loop iteration per step."""
 
+    _SPEC_KIND: ClassVar[str] = "continuous-step"
+
     @property
     def spec(self) -> str:
-        return self._spec("continuous-step")
+        return self._spec(self._SPEC_KIND)
 
     def validate(self, prompts: list[int], lengths: list[int]) -> None:
         self.check_fits(prompts, lengths)
