@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +13,12 @@ from ssjf.cli.needs import need_records, need_saved_predictor
 from ssjf.extras import require_extra
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Sequence
 
     from rich.console import Console
 
     from ssjf.bench.runner import ExperimentResult
-    from ssjf.bench.sweep import SweepPoint
+    from ssjf.cli.sim_outputs import SimRun
 
 
 #: How to read the table (printed under it and shown on the --report page).
@@ -180,18 +179,9 @@ def simulate_cmd(
         parse_policies,
         seconds_per_token,
     )
-    from ssjf.bench.sweep import describe_points, run_sweep, sweep_points
-    from ssjf.cli.sim_report import (
-        DEFAULT_COLUMNS,
-        GOODPUT_COLUMNS,
-        goodput_note,
-        is_stdout,
-        make_console,
-        progress_bar,
-        results_table,
-        write_json,
-    )
-    from ssjf.metrics import SLO, write_records
+    from ssjf.bench.sweep import run_sweep, sweep_points
+    from ssjf.cli.sim_report import is_stdout, make_console, progress_bar
+    from ssjf.metrics import SLO
     from ssjf.queue import StarvationGuard
     from ssjf.workload.arrivals import ArrivalSpec
     from ssjf.workload.build import WorkloadSpec, load_pool
@@ -285,16 +275,47 @@ def simulate_cmd(
             )
     except (ValueError, DataError, RuntimeError) as exc:
         raise _fail(console, str(exc)) from None
+    from ssjf.cli.sim_outputs import OutputError, SimRun, write_outputs
+
+    run = SimRun(
+        workload=str(spec),
+        entries=entries,
+        points=points,
+        settings=settings,
+        command="ssjf " + " ".join(sys.argv[1:]),
+        predictor=str(predictor) if predictor else None,
+    )
+    _print_table(console, run, results)
+    try:
+        write_outputs(
+            run,
+            results,
+            console,
+            json_out=json_out,
+            records=records,
+            plot=plot,
+            report=report,
+            explanation=READING,
+        )
+    except OutputError as exc:
+        raise _fail(console, str(exc)) from None
+
+
+def _print_table(console: Console, run: SimRun, results: Sequence[ExperimentResult]) -> None:
+    """The results table (a load or rate column for a sweep), how to read it, and warnings."""
+    from ssjf.bench.sweep import describe_points
+    from ssjf.cli.sim_report import DEFAULT_COLUMNS, GOODPUT_COLUMNS, goodput_note, results_table
+
     # One point (one load): ``result`` is the run; a sweep adds a load (or rate) column.
     result = results[0]
-    sweep = len(points) > 1
+    s, points = run.settings, run.points
     wl = result.workloads[0]
     title = (
-        f"{spec} · {engine} · cost {cost} · {describe_points(points)}"
-        + f" · {requests} requests × {seeds} seeds · estimates: {wl['estimates']}"
+        f"{run.workload} · {s.engine} · cost {s.cost} · {describe_points(points)}"
+        + f" · {s.requests} requests × {len(s.seeds)} seeds · estimates: {wl['estimates']}"
     )
-    table_columns = (*DEFAULT_COLUMNS, *(GOODPUT_COLUMNS if slo.enabled else ()))
-    if sweep:
+    table_columns = (*DEFAULT_COLUMNS, *(GOODPUT_COLUMNS if s.slo is not None else ()))
+    if run.sweep:
         from ssjf.bench.sweep import sweep_rows
 
         key = points[0].key
@@ -304,134 +325,9 @@ def simulate_cmd(
     else:
         console.print(results_table(result.rows, title, table_columns))
     console.print(READING)
-    if slo.enabled:
-        console.print(goodput_note(slo_jct, slo_ttft))
+    if s.slo is not None:
+        console.print(goodput_note(s.slo.jct_s, s.slo.ttft_s))
     if any(w.get("synthetic") for w in result.workloads):
         console.print(
             "[yellow]SYNTHETIC workload[/yellow]: lengths and estimates are generated, not real data."
         )
-    command = "ssjf " + " ".join(sys.argv[1:])
-    # The run's settings, as written to --json and shown on the --report page.
-    run_settings = {
-        "engine": engine,
-        "cost": cost,
-        "policies": [e.label for e in entries],
-        # A number for one point, the list of a sweep (one "sweep" block per point).
-        "load": [p.load for p in points] if sweep and rate is None else settings.load,
-        "rate": [p.rate for p in points] if sweep and rate is not None else settings.rate,
-        "arrivals": str(arrival),
-        "requests": requests,
-        "seeds": list(settings.seeds),
-        "starvation_max_wait": starvation_max_wait,
-        "starvation_factor": starvation_factor,
-        "slo_jct": slo_jct,
-        "slo_ttft": slo_ttft,
-        "predictor": str(predictor) if predictor else None,
-    }
-    if json_out is not None:
-        payload: dict[str, Any] = {
-            "command": command,
-            "workload": str(spec),
-            "settings": run_settings,
-        }
-        if sweep:
-            from ssjf.bench.sweep import sweep_blocks
-
-            payload["sweep"] = sweep_blocks(points, results)
-        else:
-            payload.update(workloads=result.workloads, rows=result.rows, per_seed=result.per_seed)
-        write_json(json_out, payload)
-        if not is_stdout(json_out):
-            console.print(f"wrote {json_out}")
-    if records is not None:
-        try:
-            write_records(records, [table for res in results for table in res.records])
-        except RuntimeError as exc:
-            raise _fail(console, str(exc)) from None
-        console.print(f"wrote {records}")
-    from ssjf.plots import figure_context, oracle_labels
-
-    oracles = oracle_labels(entries)
-    # A sweep makes one context, figure set and report section per load, plus the curves.
-    sections = []
-    written: list[Path] = []
-    for point, res in zip(points, results, strict=True):
-        context = figure_context(
-            str(spec),
-            engine,
-            cost,
-            load=point.load,
-            rate=point.rate,
-            requests=requests,
-            seeds=seeds,
-        )
-        prefix = f"{point.key}{point.value:g}_" if sweep else ""
-        figures: list[Path] | None = None
-        if plot is not None:
-            from ssjf.plots import simulation_figures
-
-            try:
-                figures = simulation_figures(
-                    res.jcts, res.per_seed, plot, context, oracles, prefix=prefix
-                )
-            except RuntimeError as exc:
-                raise _fail(console, str(exc)) from None
-            written.extend(figures)
-        if report is not None:
-            from ssjf.cli.html_report import result_section
-
-            sections.append(
-                result_section(point.describe(), res, context, oracles, figures, prefix=prefix)
-            )
-    curves: Path | None = None
-    # What the curves' title names (the figure context without a load).
-    curve_title = figure_context(str(spec), engine, cost, requests=requests, seeds=seeds)
-    if sweep and plot is not None:
-        curves = _sweep_curves(points, results, plot, oracles, curve_title)
-        written.append(curves)
-    if written:
-        console.print("wrote " + ", ".join(str(f) for f in written))
-    if report is not None:
-        from ssjf.cli.html_report import read_figures, report_notes, write_report
-        from ssjf.extras import missing_modules
-
-        across = []  # the sweep's curves, drawn for the page alone when --plot is not given
-        if curves is not None:
-            across = read_figures([curves])
-        elif sweep and not missing_modules("plot"):
-            with tempfile.TemporaryDirectory() as tmp:
-                drawn = _sweep_curves(points, results, Path(tmp), oracles, curve_title)
-                across = read_figures([drawn])
-        write_report(
-            report,
-            title=f"ssjf simulate · {spec}",
-            settings={"workload": str(spec), **run_settings, "estimates": wl["estimates"]},
-            sections=sections,
-            command=command,
-            notes=report_notes([w for res in results for w in res.workloads]),
-            figures=across,
-            explanation=READING,
-        )
-        console.print(f"wrote {report}")
-
-
-def _sweep_curves(
-    points: Sequence[SweepPoint],
-    results: Sequence[ExperimentResult],
-    folder: Path,
-    oracles: Collection[str],
-    title: str,
-) -> Path:
-    """The sweep's curve plot (mean and p99 JCT against load), ``jct_vs_load.png`` in ``folder``."""
-    from ssjf.plots import load_curves
-
-    key = points[0].key
-    return load_curves(
-        {p.value: res.rows for p, res in zip(points, results, strict=True)},
-        title,
-        folder / f"jct_vs_{key}.png",
-        oracles=oracles,
-        x_label="load (share of the engine's capacity)"
-        if key == "load"
-        else "arrival rate (req/s)",
-    )

@@ -1,104 +1,22 @@
-"""PNG figures for simulation results (matplotlib, imported lazily).
-
-The figures are made to show the tail and the paired comparison: a log-scale
-CCDF of JCT (the starvation tail stays visible), mean and p99 JCT side by side,
-and per-seed changes vs FCFS on the same jobs (a real -6% is not hidden by the
-between-seed spread of absolute figures). Oracle policies, which read true
-lengths, are drawn hatched, dashed or hollow and labelled "(oracle)". Every
-figure's subtitle is a context line naming workload, engine, cost model and load.
-"""
+"""The figures of one simulation run: JCT tail (CCDF), mean and p99 bars, paired changes."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ssjf.bench.runner import PolicyEntry
-
-#: Appended to an oracle policy's label in every figure and table of a report.
-ORACLE_SUFFIX = " (oracle)"
-#: Line styles of oracle policies in the CCDF, in turn.
-_ORACLE_DASHES: tuple[Any, ...] = ((0, (5, 2)), (0, (6, 2, 1, 2)), (0, (2, 1.5)))
-#: FCFS is the reference every figure compares against: drawn grey.
-_BASELINE_COLOR = "tab:gray"
-_PALETTE = (
-    "tab:blue",
-    "tab:orange",
-    "tab:green",
-    "tab:red",
-    "tab:purple",
-    "tab:brown",
-    "tab:pink",
-    "tab:olive",
-    "tab:cyan",
+from ssjf.plots._common import (
+    ORACLE_DASHES,
+    figure_title,
+    load_pyplot,
+    policy_colors,
+    policy_label,
+    save_figure,
 )
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only; never needs a display
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("plots need matplotlib: pip install 'ssjf[plot]'") from None
-    return plt
-
-
-def oracle_labels(entries: Iterable[PolicyEntry]) -> frozenset[str]:
-    """Labels of the entries whose policy class reads true lengths (``oracle = True``)."""
-    from ssjf.policies import policy_class
-
-    return frozenset(e.label for e in entries if policy_class(e.policy).oracle)
-
-
-def policy_label(label: str, oracles: Collection[str] = ()) -> str:
-    """``label``, with " (oracle)" when it names an oracle policy."""
-    return label + ORACLE_SUFFIX if label in oracles else label
-
-
-def figure_context(
-    workload: str,
-    engine: str,
-    cost: str,
-    *,
-    load: float | None = None,
-    rate: float | None = None,
-    requests: int | None = None,
-    seeds: int | None = None,
-) -> str:
-    """The subtitle every figure carries: workload, engine, cost model, load (or rate), size."""
-    parts = [str(workload), f"engine {engine}", f"cost {cost}"]
-    if rate is not None:
-        parts.append(f"rate {rate:g} req/s")
-    elif load is not None:
-        parts.append(f"load {load:g}")
-    if requests is not None and seeds is not None:
-        parts.append(f"{requests} requests × {seeds} seeds")
-    return " · ".join(parts)
-
-
-def _colors(labels: Sequence[str], baseline: str) -> dict[str, str]:
-    others = [label for label in labels if label != baseline]
-    out = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(others)}
-    out[baseline] = _BASELINE_COLOR
-    return out
-
-
-def _title(title: str, context: str, width: int = 95) -> str:
-    """``title`` over ``context``, the context wrapped at its " · " separators."""
-    lines: list[str] = []
-    for part in context.split(" · ") if context else []:
-        if lines and len(lines[-1]) + 3 + len(part) <= width:
-            lines[-1] += " · " + part
-        else:
-            lines.append(part)
-    return "\n".join([title, *lines])
 
 
 def jct_ccdf(
@@ -109,12 +27,12 @@ def jct_ccdf(
     baseline: str = "fcfs",
 ) -> Path:
     """P[JCT > x] per policy (seeds pooled), both axes log-scaled: the tail is the story."""
-    plt = _pyplot()
+    plt = load_pyplot()
     labels = [label for label, arrays in jcts.items() if arrays]
-    colors = _colors(labels, baseline)
+    colors = policy_colors(labels, baseline)
     fig, ax = plt.subplots(figsize=(7.2, 4.8), layout="constrained")
     n_min = math.inf
-    dashes = iter(_ORACLE_DASHES * len(labels))  # oracles often coincide: tell them apart
+    dashes = iter(ORACLE_DASHES * len(labels))  # oracles often coincide: tell them apart
     for label in labels:
         x = np.sort(np.concatenate([np.asarray(a, dtype=float) for a in jcts[label]]))
         x = x[np.isfinite(x)]
@@ -150,10 +68,12 @@ def jct_ccdf(
     ax.set_yscale("log")
     ax.set_xlabel("job completion time x (s)")
     ax.set_ylabel("P[JCT > x]  (share of requests slower than x)")
-    ax.set_title(_title("JCT tail: complementary CDF, all seeds pooled", context), fontsize=10)
+    ax.set_title(
+        figure_title("JCT tail: complementary CDF, all seeds pooled", context), fontsize=10
+    )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower left", fontsize=9)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def _per_seed_values(
@@ -195,13 +115,13 @@ def mean_p99_bars(
     that matters when comparing with FCFS. Labels above the bars give the
     change vs FCFS.
     """
-    plt = _pyplot()
+    plt = load_pyplot()
     panels = (("jct_mean", "mean JCT (s)"), ("jct_p99", "p99 JCT (s)"))
     data = {key: _per_seed_values(per_seed, key) for key, _ in panels}
     # The % labels are the mean of per-seed changes, as in the table's "Δ vs FCFS".
     changes = {key: _per_seed_values(per_seed, f"{key}_change_vs_fcfs") for key, _ in panels}
     labels = list(data["jct_mean"])
-    colors = _colors(labels, baseline)
+    colors = policy_colors(labels, baseline)
     fig, axes = plt.subplots(
         1, 2, figsize=(max(7.5, 1.5 * len(labels) + 3.5), 4.6), layout="constrained"
     )
@@ -257,8 +177,8 @@ def mean_p99_bars(
         if has_base
         else "bars: mean over seeds (no FCFS run to pair with)"
     )
-    fig.suptitle(_title("Mean and p99 JCT per policy", context) + "\n" + note, fontsize=9)
-    return _save(plt, fig, path)
+    fig.suptitle(figure_title("Mean and p99 JCT per policy", context) + "\n" + note, fontsize=9)
+    return save_figure(plt, fig, path)
 
 
 def paired_changes(
@@ -280,8 +200,8 @@ def paired_changes(
     labels = [lb for lb in data[panels[0][0]] if lb != baseline]
     if baseline not in data[panels[0][0]] or not labels:
         return None
-    plt = _pyplot()
-    colors = _colors([baseline, *labels], baseline)
+    plt = load_pyplot()
+    colors = policy_colors([baseline, *labels], baseline)
     fig, axes = plt.subplots(
         1,
         2,
@@ -340,10 +260,12 @@ def paired_changes(
     axes[0].set_yticks(ys, [policy_label(lb, oracles) for lb in labels])
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(
-        _title(f"Paired change vs {baseline}: same jobs per seed; bar = mean over seeds", context),
+        figure_title(
+            f"Paired change vs {baseline}: same jobs per seed; bar = mean over seeds", context
+        ),
         fontsize=9,
     )
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def simulation_figures(
@@ -362,82 +284,3 @@ def simulation_figures(
     ]
     paired = paired_changes(per_seed, d / f"{prefix}paired_vs_fcfs.png", context, oracles)
     return out if paired is None else [*out, paired]
-
-
-def _save(plt: Any, fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (folders made as needed) and free it."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fig.get_layout_engine() is None:  # figures made with layout="constrained" lay out alone
-        fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-def load_curves(
-    sweep: Mapping[float, Sequence[Mapping[str, Any]]],
-    title: str,
-    path: str | Path,
-    *,
-    oracles: Collection[str] = (),
-    x_label: str = "load (share of the engine's capacity)",
-    baseline: str = "fcfs",
-) -> Path:
-    """Mean and p99 JCT against load, one line per policy (oracles dashed), from a sweep.
-
-    ``sweep`` maps each load (or arrival rate, with ``x_label`` saying so) to the
-    aggregated rows of that run (``policy``, ``jct_mean``, ``jct_p99``); ``title``
-    names workload, engine and cost model (:func:`figure_context`). JCT is
-    log-scaled: it grows without bound near capacity, and the differences at low
-    load must stay visible beside it.
-    """
-    plt = _pyplot()
-    # Plain numbers (60, 150, 2000) on the log axis, not 6 x 10^1: read at a glance.
-    with plt.rc_context({"axes.formatter.min_exponent": 4}):
-        return _load_curves(plt, sweep, title, path, oracles, x_label, baseline)
-
-
-def _load_curves(
-    plt: Any,
-    sweep: Mapping[float, Sequence[Mapping[str, Any]]],
-    title: str,
-    path: str | Path,
-    oracles: Collection[str],
-    x_label: str,
-    baseline: str,
-) -> Path:
-    xs = sorted(sweep)
-    labels: list[str] = []
-    for x in xs:
-        labels.extend(str(r["policy"]) for r in sweep[x] if str(r["policy"]) not in labels)
-    colors = _colors(labels, baseline)
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6), layout="constrained")
-    panels = (("jct_mean", "mean JCT (s)"), ("jct_p99", "p99 JCT (s)"))
-    for ax, (key, ylabel) in zip(axes, panels, strict=True):
-        for label in labels:
-            points = [
-                (x, float(r.get(key, math.nan)))
-                for x in xs
-                for r in sweep[x]
-                if str(r["policy"]) == label
-            ]
-            ax.plot(
-                [p[0] for p in points],
-                [p[1] for p in points],
-                marker="o",
-                markersize=4,
-                color=colors[label],
-                linestyle="--" if label in oracles else "-",
-                linewidth=1.6,
-                label=policy_label(label, oracles),
-            )
-        ax.set_yscale("log")
-        ax.set_xticks(xs, [f"{x:g}" for x in xs])
-        ax.set_xlabel(x_label)
-        ax.set_ylabel(ylabel)
-        ax.set_title(ylabel.split(" (")[0], fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=9)
-    fig.suptitle(_title("JCT against load: mean and p99 per policy", title), fontsize=10)
-    return _save(plt, fig, path)
