@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ssjf.bench.runner import parse_policies
 from ssjf.cli import app
 from ssjf.cli.html_report import ReportSection, render_report, result_section
-from ssjf.cli.sim_report import _fmt
+from ssjf.cli.sim_report import format_cell
 from ssjf.plots import figure_context, oracle_labels, policy_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -186,7 +186,7 @@ def test_simulate_report_is_one_self_contained_page(
     for row in rows:
         label = "sjf (oracle)" if row["policy"] == "sjf" else row["policy"]
         cells = "".join(
-            f"<td>{_fmt(row, k, kind)}</td>"
+            f"<td>{format_cell(row, k, kind)}</td>"
             for k, kind in (("jct_mean", "pm"), ("jct_p50", "f"), ("jct_p99", "f"))
         )
         assert f"<td>{label}</td>{cells}" in page, label

@@ -244,7 +244,9 @@ def e2e_capture(
         "requests": n_requests,
         "seeds": list(seeds),
         "oracle_gain_fraction": float(np.mean(fractions)) if fractions else math.nan,
-        "oracle_gain_fraction_std": float(np.std(fractions, ddof=1)) if len(fractions) > 1 else 0.0,
+        "oracle_gain_fraction_std": float(np.std(fractions, ddof=1))
+        if len(fractions) > 1
+        else (0.0 if fractions else math.nan),
         "per_seed": per_seed,
     }
 

@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ssjf.cli.sim_report import GOODPUT_COLUMNS
-from ssjf.cli.sim_report import _fmt as format_cell  # the printed table's cells, alike
+from ssjf.cli.sim_report import GOODPUT_COLUMNS, format_cell
 from ssjf.plots import policy_label
 
 #: The report's table, in column groups of (key, header, format): the printed table's

@@ -42,7 +42,7 @@ GOODPUT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _fmt(row: Mapping[str, Any], key: str, kind: str) -> str:
+def format_cell(row: Mapping[str, Any], key: str, kind: str) -> str:
     value = row.get(key)
     if kind == "s":
         return str(value)
@@ -105,7 +105,7 @@ def results_table(
             and not last
             and rows[i + 1].get(section_key) != row.get(section_key)
         )
-        table.add_row(*(_fmt(row, key, kind) for key, _, kind in cols), end_section=end)
+        table.add_row(*(format_cell(row, key, kind) for key, _, kind in cols), end_section=end)
     return table
 
 

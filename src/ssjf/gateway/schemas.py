@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ssjf.gateway.errors import GatewayError, bad_request
@@ -43,12 +43,7 @@ class BodyLimits:
     @classmethod
     def from_config(cls, cfg: GatewayConfig) -> BodyLimits:
         """The limits set in a gateway config."""
-        return cls(
-            max_tokens_limit=cfg.max_tokens_limit,
-            max_n=cfg.max_n,
-            max_json_depth=cfg.max_json_depth,
-            max_model_chars=cfg.max_model_chars,
-        )
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
 _DEFAULT_LIMITS = BodyLimits()

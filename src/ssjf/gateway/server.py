@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import uvicorn
@@ -62,13 +62,7 @@ class ServerLimits:
     @classmethod
     def from_config(cls, cfg: GatewayConfig) -> ServerLimits:
         """The limits set in a gateway configuration."""
-        return cls(
-            max_header_bytes=cfg.max_header_bytes,
-            max_headers=cfg.max_headers,
-            header_timeout_s=cfg.header_timeout_s,
-            max_connections=cfg.max_connections,
-            keep_alive_s=cfg.keep_alive_s,
-        )
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
 @dataclass(slots=True)

@@ -7,9 +7,6 @@ from types import ModuleType
 
 from ssjf.extras import MissingExtra, extra_for_module
 
-#: The error a missing optional dependency raises (kept under its old name).
-MissingDependency = MissingExtra
-
 
 def require(module: str, what: str | None = None) -> ModuleType:
     """Import ``module`` or raise :class:`MissingExtra` naming the extra that provides it."""
@@ -25,8 +22,3 @@ def require(module: str, what: str | None = None) -> ModuleType:
 def require_sklearn() -> ModuleType:
     """scikit-learn (TF-IDF, ridge, quantile and bucket heads)."""
     return require("sklearn", "this predictor")
-
-
-def require_torch() -> ModuleType:
-    """PyTorch, for the fine-tuned transformer predictors (imports it; sets no threads)."""
-    return require("torch", "this predictor")

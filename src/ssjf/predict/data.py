@@ -144,7 +144,7 @@ def is_censored(rec: dict[str, Any], length: int) -> bool:
     flag = rec.get("truncated")
     if isinstance(flag, str):
         flag = flag.strip().lower() in ("true", "1", "yes")
-    if flag is True or (isinstance(flag, (int, float)) and not isinstance(flag, bool) and flag):
+    if isinstance(flag, (int, float)) and flag:  # True, or a non-zero number
         return True
     limit = _as_length(rec.get("max_tokens"))
     return isinstance(limit, int) and length >= limit

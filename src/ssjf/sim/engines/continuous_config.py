@@ -69,10 +69,9 @@ class ContinuousParams:
 
     def fit_fix(self, prompts: list[int], lengths: list[int]) -> str | None:
         """The engine spec (CLI spelling) with just enough blocks for every request, if some lack them."""
-        bad = self.unfit(prompts, lengths)
-        if not bad:
+        need = max(map(self.blocks_needed, prompts, lengths), default=0)
+        if need <= self.num_kv_blocks:
             return None
-        need = max(self.blocks_needed(prompts[i], lengths[i]) for i in bad)
         return replace(self, num_kv_blocks=need)._spec(self._SPEC_KIND)
 
     def check_fits(self, prompts: list[int], lengths: list[int]) -> None:
