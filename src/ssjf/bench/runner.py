@@ -17,6 +17,7 @@ import numpy as np
 from ssjf.estimate import LengthEstimate
 from ssjf.metrics import SLO, add_comparisons, aggregate, record_columns, summarize
 from ssjf.queue import StarvationGuard
+from ssjf.service import ServiceTime
 from ssjf.workload.arrivals import ArrivalSpec
 from ssjf.workload.build import EstimateFn, build_workload, make_jobs
 from ssjf.workload.sources import Pool
@@ -37,25 +38,50 @@ class PolicyEntry:
     label: str
     policy: str
     estimates: str = "default"
+    #: The policy's settings (from a spec such as ``ssjf:size=service``).
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def parse_policies(spec: str) -> list[PolicyEntry]:
-    """``fcfs,ssjf,sjf`` -> entries; every policy must be registered."""
-    from ssjf.policies import available_policies
+    """``fcfs,ssjf:size=service,sjf`` -> entries; each is checked by building it once."""
+    from ssjf.policies import parse_policy_spec
 
-    known = available_policies()
     out: list[PolicyEntry] = []
-    for name in (p.strip() for p in spec.split(",")):
-        if not name:
+    for item in (p.strip() for p in spec.split(",")):
+        if not item:
             continue
-        if name not in known:
-            raise ValueError(f"unknown policy {name!r}; known: {', '.join(sorted(known))}")
-        if any(e.label == name for e in out):
+        name, params = parse_policy_spec(item)
+        if any(e.label == item for e in out):
             continue
-        out.append(PolicyEntry(label=name, policy=name))
+        entry = PolicyEntry(label=item, policy=name, params=params)
+        make_entry_policy(entry, ServiceTime(), truth=lambda r: 1.0)  # settings fail early
+        out.append(entry)
     if not out:
         raise ValueError("no policies given")
     return out
+
+
+def policy_params(entry: PolicyEntry, service: ServiceTime) -> dict[str, Any]:
+    """The entry's settings plus the time units its policy takes, priced by ``service``."""
+    from ssjf.policies import policy_class
+
+    cls = policy_class(entry.policy)
+    params = dict(entry.params)
+    if cls.takes_seconds_per_token:
+        params.setdefault("seconds_per_token", service.decode_s_per_token)
+    if cls.takes_service:
+        params.setdefault("service", service)
+    return params
+
+
+def make_entry_policy(entry: PolicyEntry, service: ServiceTime, truth: Any = None) -> Any:
+    """Build the entry's policy (``truth`` is used only by oracle policies)."""
+    from ssjf.policies import make_policy, policy_class
+
+    oracle = policy_class(entry.policy).oracle
+    return make_policy(
+        entry.policy, truth=truth if oracle else None, **policy_params(entry, service)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +120,7 @@ class ExperimentResult:
 
 def seconds_per_token(cost: Any) -> float:
     """One decode step of one sequence under ``cost``: the guard's and HRRN's time unit."""
-    try:
-        t = float(cost.step_time(0, 1, 0, 0))
-    except Exception:  # a cost model that cannot price this step: use the paper's unit
-        return 0.02
-    return t if t > 0 and math.isfinite(t) else 0.02
+    return ServiceTime.from_cost(cost).decode_s_per_token
 
 
 def run_experiment(
@@ -117,12 +139,11 @@ def run_experiment(
     ``variants`` maps an entry's ``estimates`` name to a function giving other
     estimates for the same sampled requests (same arrivals, same truths).
     """
-    from ssjf.policies import policy_class
     from ssjf.sim import parse_cost_model, parse_engine, simulate
 
     engine = parse_engine(settings.engine)
     cost = parse_cost_model(settings.cost)
-    spt = seconds_per_token(cost)
+    service = ServiceTime.from_cost(cost)
     guard = settings.guard
     total = len(settings.seeds) * len(entries)
     done = 0
@@ -153,15 +174,13 @@ def run_experiment(
             job_sets[name] = make_jobs(wl.pool, wl.arrivals, variants[name](wl.pool))
         summaries: dict[str, dict[str, float]] = {}
         for entry in entries:
-            takes_spt = policy_class(entry.policy).takes_seconds_per_token
-            params = {"seconds_per_token": spt} if takes_spt else None
             res = simulate(
                 job_sets[entry.estimates],
                 engine,
                 entry.policy,
                 cost=cost,
                 guard=guard,
-                policy_params=params,
+                policy_params=policy_params(entry, service),
             )
             summ = summarize(res, settings.slo)
             summ["promotions"] = float(res.promotions)

@@ -6,6 +6,7 @@ from ssjf.policies.base import (
     TruthLookup,
     available_policies,
     make_policy,
+    parse_policy_spec,
     policy_class,
     register_policy,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "TruthLookup",
     "available_policies",
     "make_policy",
+    "parse_policy_spec",
     "policy_class",
     "register_policy",
 ]

@@ -42,6 +42,7 @@ class Policy(ABC):
     static_unit: ClassVar[Literal["arrival", "tokens"] | None] = None
     reads_estimates: ClassVar[bool] = False
     takes_seconds_per_token: ClassVar[bool] = False
+    takes_service: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     def __init__(self, truth: TruthLookup | None = None) -> None:
@@ -81,6 +82,41 @@ def policy_class(name: str) -> type[Policy]:
 
 
 def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -> Policy:
-    """Build a registered policy; oracle policies need ``truth``."""
+    """Build a registered policy; oracle policies need ``truth``.
+
+    A parameter the policy does not take is a ``ValueError`` naming it.
+    """
     cls = _REGISTRY.get(name)
-    return cls(truth=truth, **params) if params else cls(truth=truth)
+    try:
+        return cls(truth=truth, **params) if params else cls(truth=truth)
+    except TypeError as exc:
+        raise ValueError(f"policy {name!r}: {exc}") from None
+
+
+def _value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    return text
+
+
+def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"ssjf:size=service:budget=1.1"`` -> ``("ssjf", {"size": "service", "budget": 1.1})``.
+
+    The name must be registered; values are read as int, float, true/false, else text.
+    Whether the policy takes those settings is checked when it is built.
+    """
+    parts = [p.strip() for p in spec.strip().split(":")]
+    name, params = parts[0], {}
+    _REGISTRY.get(name)  # unknown names fail here, listing the known ones
+    for opt in parts[1:]:
+        key, eq, value = opt.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ValueError(f"policy spec {spec!r}: settings are key=value, got {opt!r}")
+        params[key.strip().replace("-", "_")] = _value(value.strip())
+    return name, params

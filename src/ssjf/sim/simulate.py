@@ -13,7 +13,7 @@ from ssjf.policies import Policy, make_policy
 from ssjf.queue import StarvationGuard, WaitingQueue
 from ssjf.request import Request
 from ssjf.sim.cost import CostModel
-from ssjf.sim.engines.base import Engine, RunContext
+from ssjf.sim.engines.base import Engine, Feedback, RunContext
 from ssjf.sim.job import Job
 from ssjf.sim.result import SimResult
 
@@ -39,12 +39,14 @@ def simulate(
     cost: CostModel,
     guard: StarvationGuard | None = None,
     policy_params: dict[str, Any] | None = None,
+    feedback: Feedback | None = None,
 ) -> SimResult:
     """Replay ``jobs`` through ``engine`` with requests ordered by ``policy``.
 
     Deterministic: the same inputs give identical arrays. Oracle policies (named
     by string) get the true lengths through a lookup on the fresh request copies;
     a ``Policy`` instance is used as given (it cannot see this run's copies).
+    ``feedback`` (fresh for each run) sees arrivals and completions as they happen.
     """
     start = time.perf_counter()
     reqs = [fresh_request(j.request) for j in jobs]
@@ -83,6 +85,7 @@ def simulate(
         first_scheduled=[nan] * n,
         first_token=[nan] * n,
         completion=[nan] * n,
+        feedback=feedback,
     )
     if n:
         engine.run(ctx)

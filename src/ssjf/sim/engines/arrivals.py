@@ -8,9 +8,13 @@ share one definition of "present".
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ssjf.queue import WaitingQueue
 from ssjf.request import Request
+
+if TYPE_CHECKING:
+    from ssjf.sim.engines.base import Feedback
 
 #: The one time-tolerance rule of the simulator: an arrival at most ``TIME_TOL``
 #: (relative) after time ``t`` counts as present at ``t``. Why: step boundaries
@@ -35,11 +39,18 @@ class Arrivals:
     stop a run of steps at the next arrival.
     """
 
-    __slots__ = ("_pos", "_queue", "_reqs", "next_time", "times")
+    __slots__ = ("_feedback", "_pos", "_queue", "_reqs", "next_time", "times")
 
-    def __init__(self, reqs: list[Request], order: list[int], queue: WaitingQueue) -> None:
+    def __init__(
+        self,
+        reqs: list[Request],
+        order: list[int],
+        queue: WaitingQueue,
+        feedback: Feedback | None = None,
+    ) -> None:
         self._reqs = [reqs[i] for i in order]
         self._queue = queue
+        self._feedback = feedback
         self._pos = 0
         self.times = [r.arrival for r in self._reqs]
         self.next_time = self.times[0] if self.times else math.inf
@@ -49,10 +60,12 @@ class Arrivals:
         h = t + TIME_TOL * (1.0 + abs(t))  # horizon(t), inlined: called at every step boundary
         if self.next_time > h:
             return
-        reqs, times, queue, pos = self._reqs, self.times, self._queue, self._pos
+        reqs, times, queue, pos, fb = self._reqs, self.times, self._queue, self._pos, self._feedback
         n = len(times)
         while pos < n and times[pos] <= h:
             r = reqs[pos]
+            if fb is not None:
+                fb.on_arrival(r)
             queue.add(r, r.arrival)
             pos += 1
         self._pos = pos

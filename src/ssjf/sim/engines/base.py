@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from ssjf.policies import Policy
 from ssjf.queue import WaitingQueue
 from ssjf.request import Request
 from ssjf.sim.cost import CostModel
 from ssjf.sim.engines.arrivals import Arrivals
+
+
+class Feedback(Protocol):
+    """What a run tells an online component (e.g. calibration) as it happens.
+
+    ``on_arrival`` is called once per request, just before it first enters the
+    waiting queue (never on a re-queue after preemption); it may replace
+    ``req.estimate``. It must use only completions that finished by
+    ``req.arrival`` (engines report completions in time order, but an engine
+    may report some that finish after an arrival before that arrival is
+    queued). ``on_complete`` gets each finished request, its true length and
+    the completion time.
+    """
+
+    def on_arrival(self, req: Request) -> None: ...
+
+    def on_complete(self, req: Request, output_tokens: int, now: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -33,10 +51,17 @@ class RunContext:
     first_scheduled: list[float]
     first_token: list[float]
     completion: list[float]
+    feedback: Feedback | None = field(default=None)
 
     def arrivals(self) -> Arrivals:
         """A fresh feed of this run's requests into its queue, in arrival order."""
-        return Arrivals(self.reqs, self.order, self.queue)
+        return Arrivals(self.reqs, self.order, self.queue, self.feedback)
+
+    def finish(self, i: int, t: float) -> None:
+        """Request ``i`` completed at ``t``: record it and tell the feedback, if any."""
+        self.completion[i] = t
+        if self.feedback is not None:
+            self.feedback.on_complete(self.reqs[i], self.lengths[i], t)
 
 
 class Engine(ABC):

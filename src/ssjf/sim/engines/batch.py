@@ -88,6 +88,6 @@ class BatchEngine(Engine):
             t += cost.decode_run_time(m, total_prompt, longest - 1)
             for i in members:
                 ctx.first_token[i] = first
-                ctx.completion[i] = t
+                ctx.finish(i, t)
                 reqs[i].generated = lengths[i]
             done += m

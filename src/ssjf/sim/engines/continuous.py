@@ -41,8 +41,7 @@ class ContinuousEngine(ContinuousParams, Engine):
         """Serve every request, skipping runs of identical decode steps."""
         queue, cost, index, prompts, lengths = (
             ctx.queue, ctx.cost, ctx.index, ctx.prompts, ctx.lengths)  # fmt: skip
-        first_scheduled, first_token, completion = (
-            ctx.first_scheduled, ctx.first_token, ctx.completion)  # fmt: skip
+        first_scheduled, first_token = ctx.first_scheduled, ctx.first_token
         bs, total = self.block_size, self.num_kv_blocks
         max_seqs, max_tokens = self.max_num_seqs, self.max_num_batched_tokens
         # Between arrivals, a static order with no guard cannot bring a fitting request
@@ -144,7 +143,7 @@ class ContinuousEngine(ContinuousParams, Engine):
                 kv.stop_decoding(s)
                 del running[s.admitted]
                 s.req.generated = s.length
-                completion[s.i] = t
+                ctx.finish(s.i, t)
                 done += 1
             for s, c in chunks:
                 s.prefilled += c
@@ -158,7 +157,7 @@ class ContinuousEngine(ContinuousParams, Engine):
                     first_token[s.i] = t
                 if g == s.length:
                     del running[s.admitted]
-                    completion[s.i] = t
+                    ctx.finish(s.i, t)
                     done += 1
                     continue
                 kv.start_decoding(s, S)

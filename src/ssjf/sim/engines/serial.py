@@ -32,4 +32,4 @@ class SerialEngine(Engine):
             req.generated = 1
             t += cost.decode_run_time(1, p, length - 1)
             req.generated = length
-            ctx.completion[i] = t
+            ctx.finish(i, t)

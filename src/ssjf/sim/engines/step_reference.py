@@ -137,5 +137,5 @@ class StepContinuousEngine(ContinuousParams, Engine):
             for s in ended:
                 running.remove(s)
                 free += s.blocks
-                ctx.completion[s.i] = t
+                ctx.finish(s.i, t)
                 done += 1
