@@ -19,7 +19,8 @@ def test_quantile_interpolation() -> None:
     assert e.quantile(0.5) == 50
     assert e.quantile(0.3) == pytest.approx(30)
     assert e.quantile(0.01) == 10
-    assert e.quantile(0.99) == 90
+    # Past the last level: the exponential tail through (0.5, 50) and (0.9, 90).
+    assert e.quantile(0.99) == pytest.approx(90 + 40 / math.log(5) * math.log(10))
 
 
 def test_quantile_remaining_conditions_on_progress() -> None:
@@ -55,3 +56,35 @@ def test_remaining_positive_for_any_distribution(values: list[float], generated:
     levels = [(i + 1) / (len(values) + 1) for i in range(len(values))]
     e = LengthEstimate(values[len(values) // 2], quantiles=tuple(zip(levels, values, strict=True)))
     assert e.remaining(generated) > 0
+
+
+def test_tail_extends_past_the_last_quantile() -> None:
+    # Exponential tail through (0.5, 100) and (0.9, 300): beta = 200 / ln(5).
+    e = LengthEstimate(100, quantiles=((0.5, 100), (0.9, 300)))
+    beta = 200 / math.log(5)
+    assert e.tail_scale() == pytest.approx(beta)
+    assert e.quantile(0.99) == pytest.approx(300 + beta * math.log(10))
+    # Past the whole distribution a request keeps the tail's mean residual life:
+    # one that outlived its estimate is not treated as about to finish.
+    assert e.remaining(100_000) == pytest.approx(beta)
+
+
+def test_flat_top_has_no_tail() -> None:
+    e = LengthEstimate(100, quantiles=((0.5, 100), (0.9, 100)))
+    assert e.tail_scale() is None
+    assert e.quantile(0.99) == 100
+    assert e.remaining(500) == 1.0
+
+
+@given(
+    st.lists(st.floats(1, 1e4), min_size=1, max_size=6),
+    st.integers(1, 20000),
+    st.integers(1, 20000),
+)
+def test_conditional_total_never_below_generated(values: list[float], g1: int, g2: int) -> None:
+    """The conditional estimate of the total length is never below what was generated."""
+    values = sorted(values)
+    levels = [(i + 1) / (len(values) + 1) for i in range(len(values))]
+    e = LengthEstimate(values[len(values) // 2], quantiles=tuple(zip(levels, values, strict=True)))
+    for g in (g1, g2):
+        assert g + e.remaining(g) > g
