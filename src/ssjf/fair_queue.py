@@ -17,7 +17,11 @@ Order of service at ``pop(now)``:
    whose head request was enqueued first.
 3. **Inside the chosen tenant, its ``WaitingQueue``**: the starvation guard
    first (its overdue request with the earliest deadline), else tier, policy
-   key, enqueue order. The guard's promise holds within each tenant's share.
+   key, enqueue order. The guard's promise holds within each tenant's share,
+   and so does the tail budget's (``ssjf.queue``): a request's FCFS work and
+   charges count its own tenant's requests only, since VTC, not the policy,
+   decides how tenants overtake one another (the anchor, the recent p99 of FCFS
+   work, is shared by all tenants).
 
 Why the guard is per tenant: across tenants, a guard that serves every overdue
 request by deadline turns into FCFS as soon as the queue is overloaded (every
@@ -51,8 +55,9 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from ssjf.policies import Policy
-from ssjf.queue import StarvationGuard, WaitingQueue
+from ssjf.queue import StarvationGuard, TailAnchor, WaitingQueue
 from ssjf.request import Request
+from ssjf.service import ServiceTime
 
 #: A tenant's name; None is the default tenant (no API key, or a single-tenant setup).
 Tenant: TypeAlias = str | None
@@ -110,6 +115,7 @@ class FairQueue:
         *,
         prompt_weight: float = 0.0,
         max_idle_counters: int = 4096,
+        service: ServiceTime | None = None,
     ) -> None:
         # prompt_weight 0: output tokens dominate decode time and are what VTC
         # counts; set it > 0 where prefill is a large share of the work.
@@ -119,6 +125,11 @@ class FairQueue:
             raise ValueError("FairQueue.max_idle_counters must be >= 0")
         self.policy = policy
         self.guard = guard if guard is not None and guard.enabled else None
+        #: Prices requests for the policy's tail budget (each tenant's WaitingQueue),
+        #: whose anchor (the recent p99 of FCFS work) all tenants share: it outlives
+        #: the tenant queues, which come and go with their backlogs.
+        self.service = service
+        self._anchor = TailAnchor()
         self.prompt_weight = prompt_weight
         self.max_idle_counters = max_idle_counters
         self._weight = weight
@@ -157,7 +168,9 @@ class FairQueue:
         if b is None:
             # Becoming backlogged: lift to the floor so idle time banks no credit.
             self._counters[tenant] = max(self._counters.get(tenant, self._floor), self._floor)
-            b = self._backlog[tenant] = _Backlog(WaitingQueue(self.policy, self.guard))
+            b = self._backlog[tenant] = _Backlog(
+                WaitingQueue(self.policy, self.guard, self.service, self._anchor)
+            )
         b.queue.add(req, now)
         b.count(req.tier, +1)
         self._items[id(req)] = _Item(tenant, next(self._counter), req)
@@ -203,6 +216,13 @@ class FairQueue:
         if item is None:
             raise KeyError(f"request {req.id!r} is not queued")
         return self._backlog[item.tenant].queue.deadline_of(req)
+
+    def budget_of(self, req: Request) -> tuple[float, float]:
+        """``(allowance, charged)`` of queued ``req`` in its tenant's queue; KeyError if absent."""
+        item = self._items.get(id(req))
+        if item is None:
+            raise KeyError(f"request {req.id!r} is not queued")
+        return self._backlog[item.tenant].queue.budget_of(req)
 
     # -- fairness -----------------------------------------------------------------------
 

@@ -44,7 +44,9 @@ class ServiceTime:
         try:
             decode = float(cost.step_time(0, 1, 0, 0))
             big = 4096
-            prefill = (float(cost.step_time(big, 1, 0, 1)) - float(cost.step_time(0, 1, 0, 1))) / big
+            prefill = (
+                float(cost.step_time(big, 1, 0, 1)) - float(cost.step_time(0, 1, 0, 1))
+            ) / big
         except Exception:  # a cost model that cannot price these steps
             return cls()
         if not (math.isfinite(decode) and decode > 0):

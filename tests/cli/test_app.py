@@ -50,7 +50,7 @@ def test_simulate_help_lists_the_registered_engines_costs_and_policies() -> None
     result = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for text in ("engine specs: 'serial'", "'continuous:N[:tokens=T][:block=K][:blocks=M]'",
-                 "cost specs:", "'table:MODEL/HARDWARE/TP'", "paper:5class", "fcfs, hrrn, sjf"):  # fmt: skip
+                 "cost specs:", "'table:MODEL/HARDWARE/TP'", "paper:5class", "fcfs, hrrn, isrtf"):  # fmt: skip
         assert text in result.output, text
 
 

@@ -178,7 +178,10 @@ def test_demo_synthetic_fallback(tmp_path: Path, no_data: Path) -> None:
             assert (tmp_path / "fig" / f"demo_{eng}_{name}.png").stat().st_size > 1000
     data = json.loads((tmp_path / "d.json").read_text())
     assert data["describe"]["synthetic"] is True
-    assert {r["policy"] for r in data["rows"]} == {"fcfs", "ssjf", "sjf", "hrrn"}
+    from ssjf.policies import DEFAULT_POLICY
+
+    assert {r["policy"] for r in data["rows"]} == {"fcfs", DEFAULT_POLICY, "ssjf", "sjf"}
+    assert data["describe"]["default_policy"] == DEFAULT_POLICY and DEFAULT_POLICY in out
 
 
 def test_demo_on_tiny_real_shaped_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,7 +31,9 @@ def _release_order(gw, fake, tags):
 
 def test_fifo_backend_releases_shortest_predicted_first(engine, start_gateway):
     fake, up = engine
-    gw = start_gateway(FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1)
+    gw = start_gateway(
+        FakePredictor(), upstreams=[up.url], backend="fifo", max_in_flight=1, policy="ssjf"
+    )  # mean-first ssjf: the default's tail budget is tested in test_tail_default.py
     order = _release_order(gw, fake, (50, 10, 40, 20, 30))
     assert order == ["len=1 first", "len=10", "len=20", "len=30", "len=40", "len=50"]
     assert fake.max_active == 1

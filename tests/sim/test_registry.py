@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 def test_every_builtin_is_registered_and_listed_in_help() -> None:
     assert {"serial", "batch", "continuous", "continuous-step"} <= set(ENGINES.as_dict())
     assert {"paper", "affine", "table"} <= set(COSTS.as_dict())
-    for usage in ("'serial'", "'batch:B[:timeout=S][:group]'", "'continuous:N[:tokens=T]"):
+    for usage in ("'serial'", "'batch:B[:timeout=S][:group][:kv=T]", "'continuous:N[:tokens=T]"):
         assert usage in engine_help()
     for usage in ("'paper'", "'affine'", "'affine:FILE.json'", "'table:MODEL/HARDWARE/TP'"):
         assert usage in cost_help()

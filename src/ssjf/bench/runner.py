@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from ssjf.calibration import CalibrationSettings
 from ssjf.estimate import LengthEstimate
 from ssjf.metrics import SLO, add_comparisons, aggregate, record_columns, summarize
 from ssjf.queue import StarvationGuard
 from ssjf.service import ServiceTime
+from ssjf.sim.preemption import PreemptionRule
 from ssjf.workload.arrivals import ArrivalSpec
 from ssjf.workload.build import EstimateFn, build_workload, make_jobs
 from ssjf.workload.sources import Pool
@@ -40,6 +42,12 @@ class PolicyEntry:
     estimates: str = "default"
     #: The policy's settings (from a spec such as ``ssjf:size=service``).
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: Calibrate estimates from completions (``ssjf:calibrate=true``); None = as the run's
+    #: settings say (``RunSettings.calibrate``).
+    calibrate: bool | None = None
+    #: Preemption for this entry (e.g. ``ssrpt`` with and without in one table); None =
+    #: as the run's settings say (``RunSettings.preemption``).
+    preemption: PreemptionRule | None = None
 
 
 def parse_policies(spec: str) -> list[PolicyEntry]:
@@ -53,7 +61,10 @@ def parse_policies(spec: str) -> list[PolicyEntry]:
         name, params = parse_policy_spec(item)
         if any(e.label == item for e in out):
             continue
-        entry = PolicyEntry(label=item, policy=name, params=params)
+        calibrate = params.pop("calibrate", None)
+        if calibrate is not None and not isinstance(calibrate, bool):
+            raise ValueError(f"policy spec {item!r}: calibrate must be true or false")
+        entry = PolicyEntry(label=item, policy=name, params=params, calibrate=calibrate)
         make_entry_policy(entry, ServiceTime(), truth=lambda r: 1.0)  # settings fail early
         out.append(entry)
     if not out:
@@ -104,6 +115,10 @@ class RunSettings:
     records: bool = False
     #: Draw requests with replacement (a bootstrap); off, ``requests`` must not exceed the pool.
     resample: bool = False
+    #: Calibrate estimates from completions (ssjf.calibration); None = off.
+    calibrate: CalibrationSettings | None = None
+    #: A waiting request may displace a running one (serial and continuous engines); None = never.
+    preemption: PreemptionRule | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +131,13 @@ class ExperimentResult:
     #: label -> per-seed JCT arrays (kept for plots when ``keep_results``).
     jcts: dict[str, list[np.ndarray]] = field(default_factory=dict)
     records: list[dict[str, list[Any]]] = field(default_factory=list)
+
+
+def entry_calibration(entry: PolicyEntry, settings: RunSettings) -> CalibrationSettings | None:
+    """The calibration an entry runs with: its own switch, else the run's settings."""
+    if entry.calibrate is None:
+        return settings.calibrate
+    return (settings.calibrate or CalibrationSettings()) if entry.calibrate else None
 
 
 def seconds_per_token(cost: Any) -> float:
@@ -140,6 +162,7 @@ def run_experiment(
     estimates for the same sampled requests (same arrivals, same truths).
     """
     from ssjf.sim import parse_cost_model, parse_engine, simulate
+    from ssjf.sim.calibration import CalibrationFeedback
 
     engine = parse_engine(settings.engine)
     cost = parse_cost_model(settings.cost)
@@ -174,6 +197,8 @@ def run_experiment(
             job_sets[name] = make_jobs(wl.pool, wl.arrivals, variants[name](wl.pool))
         summaries: dict[str, dict[str, float]] = {}
         for entry in entries:
+            cal = entry_calibration(entry, settings)
+            feedback = CalibrationFeedback(cal) if cal is not None else None
             res = simulate(
                 job_sets[entry.estimates],
                 engine,
@@ -181,10 +206,17 @@ def run_experiment(
                 cost=cost,
                 guard=guard,
                 policy_params=policy_params(entry, service),
+                feedback=feedback,
+                preemption=(
+                    entry.preemption if entry.preemption is not None else settings.preemption
+                ),
             )
             summ = summarize(res, settings.slo)
             summ["promotions"] = float(res.promotions)
             summ["sim_wall_s"] = float(res.wall_s)
+            if feedback is not None:
+                # Requests whose estimate had at least one completion to learn from.
+                summ["calibrated_requests"] = float(feedback.informed)
             summaries[entry.label] = summ
             row_labels = {
                 **base_labels,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from ssjf.cli import bench_magnus as _bench_magnus  # noqa: F401
 from ssjf.cli import bench_paper as _bench_paper  # noqa: F401
 from ssjf.cli import bench_predictor as _bench_predictor  # noqa: F401
 from ssjf.cli import bench_serve as _bench_serve  # noqa: F401

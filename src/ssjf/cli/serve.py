@@ -12,6 +12,7 @@ import typer
 from ssjf.cli.app import app, bench_app
 from ssjf.cli.needs import need_saved_predictor
 from ssjf.extras import require_extra
+from ssjf.policies import DEFAULT_POLICY
 
 
 @app.command("serve")
@@ -32,7 +33,11 @@ def serve_cmd(
         "--max-in-flight",
         help="Engine slots per replica; requests beyond wait in the gateway's SSJF queue.",
     ),
-    policy: str | None = typer.Option(None, "--policy", help="Scheduling policy (default ssjf)."),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help=f"Scheduling policy with its settings (default {DEFAULT_POLICY}: a tail budget).",
+    ),
     predictor: str | None = typer.Option(
         None, "--predictor", help="Directory of a saved predictor (ssjf train --out DIR)."
     ),
@@ -139,9 +144,13 @@ def serve_cmd(
     except (ConfigError, RuntimeError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    # The engine orders requests it holds by priority: a tail budget covers only the
+    # requests waiting in the gateway's queue then (ssjf.gateway.core).
+    scope = "" if cfg.tail_enforced else " (tail budget: gateway queue only)"
     typer.echo(
         f"ssjf gateway on http://{cfg.host}:{cfg.port} -> {', '.join(cfg.upstreams)} "
-        f"(backend {cfg.backend}, policy {cfg.policy}, max_in_flight {cfg.max_in_flight}, "
+        f"(backend {cfg.backend}, policy {cfg.policy_spec}{scope}, "
+        f"max_in_flight {cfg.max_in_flight}, "
         f"keys {'on' if cfg.api_keys or cfg.api_keys_file else 'off'})",
         err=True,
     )

@@ -7,7 +7,7 @@ command module, which imports this one.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,7 @@ class SimRun:
             "slo_jct": slo.jct_s if slo else None,
             "slo_ttft": slo.ttft_s if slo else None,
             "predictor": self.predictor,
+            "calibrate": asdict(s.calibrate) if s.calibrate is not None else None,
         }
 
 

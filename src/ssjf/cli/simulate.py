@@ -11,6 +11,7 @@ import typer
 from ssjf.cli.app import app, lazy_help
 from ssjf.cli.needs import need_records, need_saved_predictor
 from ssjf.extras import require_extra
+from ssjf.policies import DEFAULT_POLICY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,7 +92,9 @@ def simulate_cmd(
     workload: str = typer.Option("paper:5class", "--workload", "-w", metavar="SPEC"),
     engine: str = typer.Option("serial", "--engine", "-e", metavar="SPEC"),
     cost: str = typer.Option("paper", "--cost", metavar="SPEC"),
-    policies: str = typer.Option("fcfs,ssjf,sjf,hrrn", "--policies", "-p", metavar="LIST"),
+    policies: str = typer.Option(
+        f"fcfs,{DEFAULT_POLICY},ssjf,sjf", "--policies", "-p", metavar="LIST"
+    ),
     load: str = typer.Option(
         "0.8",
         "--load",
@@ -150,6 +153,27 @@ def simulate_cmd(
         metavar="K",
         help="starvation guard: promote after k x predicted service time",
     ),
+    calibrate: bool = typer.Option(
+        False,
+        "--calibrate",
+        help="calibrate estimates per model from completed requests (censoring-aware, "
+        "causal); per policy: ssjf:calibrate=true",
+    ),
+    calibration: str | None = typer.Option(
+        None,
+        "--calibration",
+        metavar="SPEC",
+        help="calibration settings, implies --calibrate: window=512,prior=10,sigma=0.8,"
+        "min_samples=30,models=64",
+    ),
+    preempt: str | None = typer.Option(
+        None,
+        "--preempt",
+        metavar="SPEC",
+        help="priced preemption by recompute (serial, continuous): on | off | "
+        "max=1:early=0.5:price=1 (bound per request, victims only while generated <= "
+        "early x predicted, gain > price x recompute)",
+    ),
     slo_jct: float | None = typer.Option(
         None, "--slo-jct", metavar="SECONDS", help="goodput SLO on JCT (s); adds goodput columns"
     ),
@@ -203,7 +227,11 @@ def simulate_cmd(
         entries = parse_policies(policies)
         arrival = ArrivalSpec.parse(arrivals) if arrivals != "auto" else None
         from ssjf.sim import parse_cost_model, parse_engine
+        from ssjf.sim.preemption import parse_preemption
 
+        preemption = parse_preemption(preempt)
+        if preemption is not None and not parse_engine(engine).preempts:
+            raise ValueError(f"--preempt: engine {engine!r} cannot preempt (serial, continuous do)")
         parse_engine(engine)
         cost_model = parse_cost_model(cost)
         guard = None
@@ -214,6 +242,13 @@ def simulate_cmd(
                 seconds_per_token=seconds_per_token(cost_model),
             )
         slo = SLO(jct_s=slo_jct, ttft_s=slo_ttft)
+        from ssjf.calibration import CalibrationSettings
+
+        cal = (
+            CalibrationSettings.parse(calibration or "on")
+            if calibrate or calibration is not None
+            else None
+        )
         pool = load_pool(spec)
         if arrival is None:
             arrival = ArrivalSpec("trace" if pool.timestamps is not None else "poisson")
@@ -260,6 +295,8 @@ def simulate_cmd(
         keep_results=plot is not None or report is not None,
         records=records is not None,
         resample=resample,
+        calibrate=cal,
+        preemption=preemption,
     )
     runs = seeds * len(entries) * len(points)
     try:

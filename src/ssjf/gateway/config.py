@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ssjf.policies import DEFAULT_POLICY, parse_policy_spec
+
 
 class ConfigError(ValueError):
     """A gateway configuration that cannot work; the message says which setting and why."""
@@ -48,7 +50,12 @@ class GatewayConfig(BaseModel):
 
     # --- scheduling -------------------------------------------------------------------
     #: Same registry as the simulator; oracle policies are refused (no true lengths here).
-    policy: str = "ssjf"
+    #: A spec's settings (`ssjf:tail=1.1`) move to policy_params, whose own values win.
+    #: Default: ssjf with a tail budget of 1.1 (ssjf.queue). The budget acts where the
+    #: gateway holds the queue (max_in_flight set); with max_in_flight unset the engine
+    #: orders by the static priority and the guard's deadlines bound the tail there,
+    #: and the gateway logs that the budget only covers requests waiting in its queue.
+    policy: str = DEFAULT_POLICY
     policy_params: dict[str, Any] = Field(default_factory=dict)
     #: Starvation guard (see ssjf.queue.StarvationGuard); None/None disables it. 60 s caps
     #: how long a long request can be overtaken by a stream of short ones. wait_factor k
@@ -60,6 +67,10 @@ class GatewayConfig(BaseModel):
     max_wait_s: float | None = Field(default=60.0, ge=0)
     wait_factor: float | None = Field(default=4.0, gt=0)
     seconds_per_token: float = Field(default=0.02, gt=0)
+    #: Seconds one prompt token adds to a request's prefill, for policies that order by
+    #: service time (`ssjf:size=service`, `isrtf`, `mlfq`'s skip-join). 0 = prompts are
+    #: free, the paper's cost model; measure it on the engine for long-prompt traffic.
+    prefill_seconds_per_token: float = Field(default=0.0, ge=0)
     #: Requests waiting in the gateway queue before new ones get 429. 1024 bounds memory
     #: (a request holds its body) while absorbing bursts far above engine capacity.
     max_queue: int = Field(default=1024, ge=0)
@@ -105,6 +116,24 @@ class GatewayConfig(BaseModel):
     #: for benchmarks that enforce exact lengths through max_tokens + ignore_eos: there
     #: max_tokens *is* the true length, and reading it would leak it to the scheduler.
     cap_estimate_by_max_tokens: bool = True
+    #: Learn each model's output lengths from completions (usage.completion_tokens; a
+    #: length cut by max_tokens counts as "at least") and correct estimates: point x the
+    #: model's scale, with quantiles. On: a predictor misjudges models and prompts it
+    #: never saw, and nothing else corrects it; it changes nothing before the first
+    #: completions, then shrinks toward the predictor for models with few (ssjf.calibration).
+    calibrate: bool = True
+    #: Recent completions remembered per model (and pooled): memory and adaptation speed.
+    calibration_window: int = Field(default=512, ge=1, le=65536)
+    #: Completions k at which a model's own scale gets half the weight (n / (n + k)).
+    calibration_prior_count: float = Field(default=10.0, ge=0)
+    #: Log-spread of the length distribution given to point estimates before data.
+    calibration_sigma: float = Field(default=0.8, ge=0, le=5)
+    #: Models calibrated apart (clients pick the names); beyond, the least recently
+    #: completed is forgotten and its requests use the pooled calibration.
+    calibration_max_models: int = Field(default=64, ge=0, le=4096)
+    #: Scale moves within this relative band are not passed on: small drifts would only
+    #: reorder a model's waiting requests against newer ones of equal prediction.
+    calibration_tolerance: float = Field(default=0.1, ge=0, lt=1)
 
     # --- request bodies (hostile input gets a 400, never a 500) -------------------------
     #: Largest max_tokens / max_completion_tokens accepted: no model generates more, and
@@ -218,6 +247,28 @@ class GatewayConfig(BaseModel):
             out.append(url)
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _split_policy_spec(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        spec = data.get("policy", DEFAULT_POLICY)
+        params = data.get("policy_params") or {}
+        if not isinstance(spec, str) or ":" not in spec or not isinstance(params, dict):
+            return data  # a bare name, or a type error pydantic reports
+        name, settings = parse_policy_spec(spec)
+        return {**data, "policy": name, "policy_params": {**settings, **params}}
+
+    @property
+    def policy_spec(self) -> str:
+        """The policy with its settings, as a spec (``ssjf:tail=1.1``)."""
+        return ":".join([self.policy, *(f"{k}={v}" for k, v in self.policy_params.items())])
+
+    @property
+    def tail_enforced(self) -> bool:
+        """Whether the policy's tail budget orders every queued request (the gateway holds the queue)."""
+        return self.max_in_flight is not None or self.policy_params.get("tail") is None
+
     @model_validator(mode="after")
     def _check(self) -> GatewayConfig:
         from ssjf.policies import available_policies
@@ -260,8 +311,9 @@ class GatewayConfig(BaseModel):
             if pol.time_dependent or pol.static_unit is None:
                 raise ValueError(
                     f"policy {self.policy!r} has no static key an engine priority can carry "
-                    "(its order changes while requests wait): set max_in_flight so the "
-                    "gateway holds the queue and re-evaluates it at each release"
+                    "(its order changes while requests wait, or its key has no unit): set "
+                    "max_in_flight so the gateway holds the queue and re-evaluates it at each "
+                    "release"
                 )
         return self
 

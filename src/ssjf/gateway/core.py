@@ -15,17 +15,18 @@ from typing import TYPE_CHECKING, Any
 from ssjf.estimate import LengthEstimate
 from ssjf.gateway.auth import KeyStore, Principal
 from ssjf.gateway.backends import make_backend
+from ssjf.gateway.calibration import CalibrationCollector, GatewayCalibration, calibration_settings
 from ssjf.gateway.config import ConfigError, GatewayConfig
 from ssjf.gateway.dispatcher import Dispatcher, Ticket
 from ssjf.gateway.errors import queue_full
 from ssjf.gateway.metrics import GatewayMetrics
-from ssjf.gateway.ordering import EngineOrdering, guard_of
+from ssjf.gateway.ordering import EngineOrdering, guard_of, policy_params_of, service_of
 from ssjf.gateway.predictor_runner import PredictorRunner, SupportsPredict, load_predictor_dir
 from ssjf.gateway.router import Router
 from ssjf.gateway.schemas import BodyLimits, ParsedRequest
 from ssjf.gateway.traffic_log import TrafficLog
 from ssjf.gateway.upstream import FastUpstream, HttpxUpstream
-from ssjf.policies import make_policy, policy_class
+from ssjf.policies import make_policy
 from ssjf.request import Request as SchedRequest
 
 if TYPE_CHECKING:
@@ -74,10 +75,9 @@ class Gateway:
     ) -> None:
         self.config = config
         self.backend = make_backend(config)
-        params = dict(config.policy_params)
-        if policy_class(config.policy).takes_seconds_per_token:
-            # The same time unit as the guard's deadlines (as the simulator does).
-            params.setdefault("seconds_per_token", config.seconds_per_token)
+        #: How this gateway prices a request in seconds (policies with size=service).
+        self.service = service_of(config)
+        params = policy_params_of(config)
         try:
             policy = make_policy(config.policy, **params)
         except (TypeError, ValueError) as e:
@@ -85,6 +85,19 @@ class Gateway:
         if policy.oracle:
             raise ConfigError(f"policy {config.policy!r} is an oracle and cannot run in a gateway")
         guard = guard_of(config)
+        if not config.tail_enforced:
+            # The engine orders what it holds by a static priority, which cannot carry a
+            # budget that depends on the rest of the queue. Not an error (the default
+            # settings must work on any engine) nor a warning at every default start:
+            # `ssjf serve` prints it in its start line too.
+            log.info(
+                "policy %s: the tail budget orders only requests waiting in the gateway "
+                "queue (beyond engine_max_concurrency); the engine orders the rest by "
+                "priority, bounded by the guard (max_wait_s %s). Set max_in_flight to "
+                "enforce it everywhere.",
+                config.policy_spec,
+                config.max_wait_s,
+            )
         self.ordering = EngineOrdering.from_config(config, time.monotonic(), policy)
         self.keys = KeyStore.from_config(config)
         # Slots per replica: the engine's (gateway-held queue), or the admission bound.
@@ -100,6 +113,7 @@ class Gateway:
             tenant_share=config.tenant_queue_share,
             retry_after_s=(config.retry_after_s, config.retry_after_max_s),
             weight=lambda t: weights.get(t, 1.0) if t is not None else 1.0,
+            service=self.service,
         )
         self.limits = BodyLimits.from_config(config)
         self.receiving = ByteBudget(config.max_queue_bytes)
@@ -123,6 +137,14 @@ class Gateway:
             )
             self.runner.on_batch = lambda s, n: self.metrics.observe_predict_batch(s)
         self.fallback = LengthEstimate(point=config.fallback_tokens)
+        self.calibration: GatewayCalibration | None = None
+        if config.calibrate:
+            self.calibration = GatewayCalibration(
+                calibration_settings(config), has_predictor=self.runner is not None
+            )
+            self.metrics.registry.register(
+                CalibrationCollector(self.calibration, self.metrics.models)
+            )
         self.traffic = (
             TrafficLog(
                 config.traffic_log,
@@ -243,6 +265,9 @@ class Gateway:
             est, source = await self.runner.estimate(parsed.prompt, parsed.model)
         else:
             est, source = self.fallback, "fallback"
+        base = None
+        if self.calibration is not None:
+            est, base = self.calibration.apply(est, source, parsed.model)
         n = parsed.n
         limit = None
         if self.config.cap_estimate_by_max_tokens:
@@ -268,7 +293,9 @@ class Gateway:
             tenant=tenant,
             tier=tier,
         )
-        return self.dispatcher.submit(req, nbytes), source
+        ticket = self.dispatcher.submit(req, nbytes)
+        ticket.calibration_base = base
+        return ticket, source
 
     def next_id(self) -> int:
         """A number no other request of this gateway has."""

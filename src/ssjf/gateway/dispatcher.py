@@ -14,12 +14,14 @@ from ssjf.gateway.router import Replica, Router
 from ssjf.policies import Policy
 from ssjf.queue import StarvationGuard
 from ssjf.request import Request
+from ssjf.service import ServiceTime
 
 
 class Ticket:
     """One request's place in the gateway: queued, then holding a replica slot."""
 
     __slots__ = (
+        "calibration_base",
         "charged",
         "fair_charged",
         "future",
@@ -44,6 +46,9 @@ class Ticket:
         self.nbytes = 0
         #: The fair queue charged this request's predicted tokens to its tenant.
         self.fair_charged = False
+        #: The predictor's raw point behind a calibrated estimate (None: not calibrated);
+        #: with the true length at the end it teaches the calibrator.
+        self.calibration_base: float | None = None
 
     @property
     def queue_wait(self) -> float:
@@ -87,8 +92,10 @@ class Dispatcher:
         max_queue_bytes: int | None = None,
         tenant_share: float = 1.0,
         weight: Callable[[str | None], float] | None = None,
+        service: ServiceTime | None = None,
     ) -> None:
-        self.queue = FairQueue(policy, guard, weight=weight)
+        # service prices requests for the policy's tail budget, as in the simulator.
+        self.queue = FairQueue(policy, guard, weight=weight, service=service)
         self.router = router
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes

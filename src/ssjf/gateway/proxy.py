@@ -23,7 +23,7 @@ from ssjf.gateway.aio import within
 from ssjf.gateway.errors import GatewayError, classify_upstream, error_body
 from ssjf.gateway.headers import REQUEST_ID, downstream_headers
 from ssjf.gateway.schemas import ParsedRequest
-from ssjf.gateway.sse import MAX_PENDING_BYTES, body_usage, event_cut, take_usage
+from ssjf.gateway.sse import MAX_PENDING_BYTES, body_usage, event_cut, length_finish, take_usage
 
 if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
@@ -87,6 +87,8 @@ class ProxiedResponse(Response):
         self.error_type: str | None = None
         self.usage_completion: int | None = None
         self.usage_prompt: int | None = None
+        #: The engine said finish_reason "length": the usage count is a lower bound.
+        self.length_finish = False
         self.ttft: float | None = None
         self.forwarded_at: float | None = None
         self.started = False  # response headers sent to the client
@@ -229,6 +231,7 @@ class ProxiedResponse(Response):
         ctype = resp.headers.get("content-type", "application/json")
         if resp.status_code == 200:
             self.usage_completion, self.usage_prompt = body_usage(data)
+            self.length_finish = length_finish(data)
         else:
             self.error_type = f"upstream_{resp.status_code}"
             if not data.lstrip().startswith(b"{"):
@@ -293,6 +296,8 @@ class ProxiedResponse(Response):
                     cut = len(buf)
                 out, buf = (buf, b"") if cut == len(buf) else (buf[:cut], buf[cut:])
                 ticket.progress(out.count(b"data:"))
+                if not self.length_finish and length_finish(out):
+                    self.length_finish = True
                 if b'"usage"' in out:
                     out, completion, prompt = take_usage(out, self.strip_usage)
                     if completion is not None:
@@ -364,6 +369,18 @@ class ProxiedResponse(Response):
             e2e=e2e,
             replica=ticket.replica.index if ticket.replica is not None else None,
         )
+        if gw.calibration is not None and ticket.calibration_base is not None:
+            parsed = self.parsed
+            gw.calibration.learn(
+                model=parsed.model,
+                raw=ticket.calibration_base,
+                status=self.status,
+                actual=self.usage_completion,
+                limit=parsed.work_limit,
+                length_finish=self.length_finish,
+                n=parsed.n,
+                min_output=parsed.min_output,
+            )
 
 
 async def _wait_disconnect(receive: Receive) -> None:

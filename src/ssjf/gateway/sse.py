@@ -14,6 +14,7 @@ from typing import Any
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n)", re.DOTALL)
 _COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 _PROMPT_TOKENS = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_LENGTH_FINISH = re.compile(rb'"finish_reason"\s*:\s*"length"')
 #: Bytes held while waiting for the end of an SSE event before passing them on raw
 #: (an upstream that never ends its events must not make the gateway buffer forever).
 MAX_PENDING_BYTES = 1 << 16
@@ -35,6 +36,11 @@ def body_usage(data: bytes) -> tuple[int | None, int | None]:
     m = _COMPLETION_TOKENS.search(data)
     p = _PROMPT_TOKENS.search(data)
     return (int(m.group(1)) if m else None, int(p.group(1)) if p else None)
+
+
+def length_finish(data: bytes) -> bool:
+    """Whether ``data`` (a body, or whole SSE events) says generation hit its limit."""
+    return b'"length"' in data and _LENGTH_FINISH.search(data) is not None
 
 
 def take_usage(block: bytes, strip: bool) -> tuple[bytes, int | None, int | None]:

@@ -47,7 +47,9 @@ def summarize(run: RunArrays, slo: SLO | None = None) -> dict[str, float]:
       (output_tokens - 1) over requests with more than one output token;
     - ``throughput_rps`` = completed / (last completion - first arrival), every
       request counted (not the SSJF paper's completions up to a percentile);
-    - ``goodput_rps`` = requests meeting every SLO / the same span.
+    - ``goodput_rps`` = requests meeting every SLO / the same span;
+    - ``preemptions`` and ``recomputed_tokens`` (cached tokens thrown away by
+      preemptions, to be computed again) are totals over the run.
     """
     arrival = np.asarray(run.arrival, dtype=np.float64)
     completion = np.asarray(run.completion, dtype=np.float64)
@@ -66,6 +68,8 @@ def summarize(run: RunArrays, slo: SLO | None = None) -> dict[str, float]:
     span = float(c.max() - arrival.min()) if completed else math.nan
     throughput = completed / span if completed and span > 0 else math.nan
     pre = np.asarray(run.preemptions, dtype=np.float64)
+    # Optional: runs from engines that cannot preempt (or other sources) may lack it.
+    redo = getattr(run, "recomputed_tokens", None)
     jct_s = describe(jct)
     summary = {
         "requests": float(n),
@@ -84,6 +88,7 @@ def summarize(run: RunArrays, slo: SLO | None = None) -> dict[str, float]:
         "throughput_rps": throughput,
         "makespan_s": span,
         "preemptions": float(pre.sum()),
+        "recomputed_tokens": float(np.sum(redo)) if redo is not None else 0.0,
     }
     if slo is not None and slo.enabled:
         ok = np.ones(completed, dtype=bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -21,13 +22,18 @@ class Policy(ABC):
     the single named exception and are handed a ``truth`` lookup by the caller.
     Policies whose key changes while a request waits set ``time_dependent``
     so the queue re-evaluates keys at each pop instead of caching them.
+    ``time_dependent`` and ``static_unit`` are class defaults that an instance
+    may override from its settings (``ssjf:size=service`` keys in seconds; MLFQ
+    without promotion is static); the class value must be the most dynamic one
+    its settings allow, since configuration checks read the class.
 
     ``static_unit`` says what a static key measures, so that engines which take
     one number per request (vLLM, SGLang priorities) can be given the same order
     (``ssjf.gateway.ordering``): ``"arrival"`` (the key orders like arrival
     time: engines keep arrival order on equal priorities), ``"tokens"`` (a
-    token count, e.g. a predicted length), or ``None`` (no static form: only a
-    queue that re-evaluates the key can apply it).
+    token count, e.g. a predicted length), ``"seconds"`` (predicted service
+    time, ``ssjf.service.ServiceTime``), or ``None`` (no static form, or a key
+    with no unit: only a queue that evaluates the key itself can apply it).
 
     What a policy reads, declared so callers need not know policies by name:
     ``reads_estimates`` (the key uses the request's predicted length, so a run
@@ -38,14 +44,19 @@ class Policy(ABC):
 
     name: ClassVar[str] = ""
     oracle: ClassVar[bool] = False
-    time_dependent: ClassVar[bool] = False
-    static_unit: ClassVar[Literal["arrival", "tokens"] | None] = None
+    time_dependent: bool = False
+    static_unit: Literal["arrival", "tokens", "seconds"] | None = None
     reads_estimates: ClassVar[bool] = False
     takes_seconds_per_token: ClassVar[bool] = False
     takes_service: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    #: Tail budget (``ssjf.queue.WaitingQueue``): None = off; ``tau >= 1`` lets a
+    #: request be overtaken by at most ``(tau - 1) x`` its FCFS work. Every policy
+    #: takes it from a spec (``ssjf:tail=1.1``); the queue enforces it.
+    tail: float | None = None
 
-    def __init__(self, truth: TruthLookup | None = None) -> None:
+    def __init__(self, truth: TruthLookup | None = None, *, tail: float | None = None) -> None:
+        self.tail = check_tail(self.name, tail)
         if self.oracle and truth is None:
             raise ValueError(
                 f"policy {self.name!r} is an oracle: it needs the true output lengths, "
@@ -59,8 +70,32 @@ class Policy(ABC):
     def key(self, req: Request, now: float) -> float:
         """Sort key: lower is served first; ties are broken by enqueue order."""
 
+    def size_tokens(self, req: Request) -> float:
+        """Output tokens still to generate as this policy sees them (oracles: the truth).
+
+        The tail budget prices requests by it, so an oracle's budget is exact.
+        """
+        if self._truth is not None:
+            return max(self._truth(req) - req.generated, 0.0)
+        return req.predicted_remaining
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def check_tail(name: str, tail: Any) -> float | None:
+    """``tail`` checked: None (off) or a finite number >= 1, else a ValueError naming it."""
+    if tail is None:
+        return None
+    if isinstance(tail, bool) or not isinstance(tail, int | float) or not math.isfinite(tail):
+        raise ValueError(
+            f"policy {name!r}: setting 'tail' must be a finite number >= 1, got {tail!r}"
+        )
+    if tail < 1:
+        raise ValueError(
+            f"policy {name!r}: setting 'tail' must be >= 1 (1 = FCFS order), got {tail!r}"
+        )
+    return float(tail)
 
 
 _REGISTRY: Registry[type[Policy]] = Registry("policy", "name")
@@ -84,13 +119,18 @@ def policy_class(name: str) -> type[Policy]:
 def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -> Policy:
     """Build a registered policy; oracle policies need ``truth``.
 
-    A parameter the policy does not take is a ``ValueError`` naming it.
+    A parameter the policy does not take is a ``ValueError`` naming it. ``tail``
+    (the queue's tail budget) is set here for every policy, so a policy's own
+    constructor need not forward it.
     """
     cls = _REGISTRY.get(name)
+    tail = check_tail(name, params.pop("tail", None))
     try:
-        return cls(truth=truth, **params) if params else cls(truth=truth)
+        pol = cls(truth=truth, **params) if params else cls(truth=truth)
     except TypeError as exc:
         raise ValueError(f"policy {name!r}: {exc}") from None
+    pol.tail = tail
+    return pol
 
 
 def _value(text: str) -> Any:

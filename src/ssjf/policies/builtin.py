@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ssjf.policies.base import Policy, TruthLookup, register_policy
+from ssjf.policies.size import SizedPolicy
 from ssjf.request import Request
 
 
@@ -18,52 +19,63 @@ class FCFS(Policy):
 
 
 @register_policy("sjf")
-class OracleSJF(Policy):
-    """ORACLE shortest job first: by the true output length (simulator only)."""
+class OracleSJF(SizedPolicy):
+    """ORACLE shortest job first: by the true output length (simulator only).
+
+    ``size=service``: by true service time (prompt prefill + true output decode).
+    """
 
     oracle = True
     description = "oracle shortest-job-first (true lengths; upper bound)"
-    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
-        assert self._truth is not None
-        return self._truth(req)
+        return self.true_total(req)
 
 
 @register_policy("ssjf")
-class SpeculativeSJF(Policy):
-    """Speculative shortest job first: by the predicted output length."""
+class SpeculativeSJF(SizedPolicy):
+    """Speculative shortest job first: by the predicted output length.
+
+    ``size=service``: by predicted service time (``ServiceTime.total``).
+    """
 
     description = "speculative shortest-job-first (predicted lengths)"
-    static_unit = "tokens"
     reads_estimates = True
 
     def key(self, req: Request, now: float) -> float:
+        if self.by_service:
+            return self.service.total(req)
         return req.predicted_tokens
 
 
 @register_policy("srpt")
-class OracleSRPT(Policy):
-    """ORACLE shortest remaining processing time: true length minus generated."""
+class OracleSRPT(SizedPolicy):
+    """ORACLE shortest remaining processing time: true length minus generated.
+
+    ``size=service``: true remaining service time (recompute of prompt and
+    generated tokens, plus the true remaining decode).
+    """
 
     oracle = True
     description = "oracle shortest-remaining-time (true lengths; upper bound)"
-    static_unit = "tokens"
 
     def key(self, req: Request, now: float) -> float:
-        assert self._truth is not None
-        return self._truth(req) - req.generated
+        return self.true_remaining(req)
 
 
 @register_policy("ssrpt")
-class SpeculativeSRPT(Policy):
-    """Speculative SRPT: predicted remaining tokens given tokens already generated."""
+class SpeculativeSRPT(SizedPolicy):
+    """Speculative SRPT: predicted remaining tokens given tokens already generated.
+
+    ``size=service``: predicted remaining service time (``ServiceTime.remaining``).
+    """
 
     description = "speculative shortest-remaining-time (predicted, conditioned on progress)"
-    static_unit = "tokens"
     reads_estimates = True
 
     def key(self, req: Request, now: float) -> float:
+        if self.by_service:
+            return self.service.remaining(req)
         return req.predicted_remaining
 
 
@@ -81,8 +93,14 @@ class HRRN(Policy):
     takes_seconds_per_token = True
     description = "highest response ratio next on predicted service time (Magnus)"
 
-    def __init__(self, truth: TruthLookup | None = None, seconds_per_token: float = 0.02) -> None:
-        super().__init__(truth)
+    def __init__(
+        self,
+        truth: TruthLookup | None = None,
+        seconds_per_token: float = 0.02,
+        *,
+        tail: float | None = None,
+    ) -> None:
+        super().__init__(truth, tail=tail)
         if seconds_per_token <= 0:
             raise ValueError("hrrn: seconds_per_token must be > 0")
         self.seconds_per_token = seconds_per_token

@@ -25,6 +25,14 @@ class SimResult:
     promotions: int = 0  # starvation-guard promotions
     wall_s: float = 0.0  # wall-clock seconds the simulation took
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Cached tokens each request's preemptions threw away (computed again); zeros if not given.
+    recomputed_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.recomputed_tokens) != len(self.arrival):
+            if len(self.recomputed_tokens):
+                raise ValueError("SimResult.recomputed_tokens needs one entry per request")
+            self.recomputed_tokens = np.zeros(len(self.arrival), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.arrival)

@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ssjf.policies import Policy, make_policy
+from ssjf.policies import Policy, make_policy, policy_class
 from ssjf.queue import StarvationGuard, WaitingQueue
 from ssjf.request import Request
+from ssjf.service import ServiceTime
 from ssjf.sim.cost import CostModel
 from ssjf.sim.engines.base import Engine, Feedback, RunContext
 from ssjf.sim.job import Job
+from ssjf.sim.preemption import PreemptionRule
 from ssjf.sim.result import SimResult
 
 
@@ -40,6 +42,7 @@ def simulate(
     guard: StarvationGuard | None = None,
     policy_params: dict[str, Any] | None = None,
     feedback: Feedback | None = None,
+    preemption: PreemptionRule | None = None,
 ) -> SimResult:
     """Replay ``jobs`` through ``engine`` with requests ordered by ``policy``.
 
@@ -47,6 +50,8 @@ def simulate(
     by string) get the true lengths through a lookup on the fresh request copies;
     a ``Policy`` instance is used as given (it cannot see this run's copies).
     ``feedback`` (fresh for each run) sees arrivals and completions as they happen.
+    ``preemption`` lets a waiting request displace a running one (engines that
+    cannot preempt refuse it).
     """
     start = time.perf_counter()
     reqs = [fresh_request(j.request) for j in jobs]
@@ -62,13 +67,22 @@ def simulate(
             return float(truth_len[index[id(req)]])
 
         cls_oracle = _is_oracle(policy)
-        pol = make_policy(policy, truth=truth if cls_oracle else None, **(policy_params or {}))
+        params = dict(policy_params or {})
+        if policy_class(policy).takes_service:
+            # Price service time as this run's engine does, unless the caller did.
+            params.setdefault("service", ServiceTime.from_cost(cost))
+        pol = make_policy(policy, truth=truth if cls_oracle else None, **params)
     else:
         if policy_params:
             raise ValueError("policy_params only apply when the policy is given by name")
         pol = policy
     prompts = [max(r.prompt_tokens, 1) for r in reqs]
     engine.validate(prompts, lengths)
+    if preemption is not None and not engine.preempts:
+        raise ValueError(
+            f"engine {engine.spec!r} cannot preempt; drop the preemption rule "
+            "(preemption works on serial and continuous engines)"
+        )
     n = len(reqs)
     arrivals = np.fromiter((r.arrival for r in reqs), float, n)
     order = np.argsort(arrivals, kind="stable").tolist()  # by (arrival, index)
@@ -78,7 +92,7 @@ def simulate(
         prompts=prompts,
         lengths=lengths,
         order=order,
-        queue=WaitingQueue(pol, guard),
+        queue=WaitingQueue(pol, guard, ServiceTime.from_cost(cost)),
         policy=pol,
         cost=cost,
         index=index,
@@ -86,6 +100,7 @@ def simulate(
         first_token=[nan] * n,
         completion=[nan] * n,
         feedback=feedback,
+        preemption=preemption,
     )
     if n:
         engine.run(ctx)
@@ -102,6 +117,7 @@ def simulate(
             (r.estimate.point if r.estimate is not None else nan for r in reqs), float, n
         ),
         preemptions=np.fromiter((r.preemptions for r in reqs), np.int64, n),
+        recomputed_tokens=np.asarray(ctx.recomputed, dtype=np.int64),
         promotions=ctx.queue.promotions,
         wall_s=time.perf_counter() - start,
     )

@@ -11,6 +11,7 @@ from ssjf.sim.engines.base import Engine, RunContext
 from ssjf.sim.engines.batch import BatchEngine
 from ssjf.sim.engines.continuous import ContinuousEngine
 from ssjf.sim.engines.continuous_config import ContinuousParams
+from ssjf.sim.engines.magnus import MagnusEngine
 from ssjf.sim.engines.serial import SerialEngine
 from ssjf.sim.engines.step_reference import StepContinuousEngine
 from ssjf.sim.registry import ENGINES, engine_help, register_engine
@@ -20,6 +21,7 @@ __all__ = [
     "ContinuousEngine",
     "ContinuousParams",
     "Engine",
+    "MagnusEngine",
     "RunContext",
     "SerialEngine",
     "StepContinuousEngine",
@@ -57,7 +59,7 @@ class _Serial:
 
 @register_engine("batch")
 class _Batch:
-    usage = ("batch:B[:timeout=S][:group]",)
+    usage = ("batch:B[:timeout=S][:group][:kv=T][:oom=keep]",)
 
     @classmethod
     def from_spec(cls, spec: str, args: list[str]) -> Engine:
@@ -65,18 +67,28 @@ class _Batch:
             raise ValueError(f"engine spec {spec!r}: give the batch size, e.g. 'batch:8'")
         timeout = 0.0
         group = False
+        kv = None
+        oom = "restart"
         for opt in args[1:]:
             key, _, value = opt.partition("=")
             if key == "group" and not value:
                 group = True
                 continue
+            if key == "kv":
+                kv = _int(spec, "kv", value)
+                continue
+            if key == "oom":
+                oom = value
+                continue
             if key != "timeout":
-                raise ValueError(f"engine spec {spec!r}: unknown option {key!r} (timeout=S, group)")
+                raise ValueError(
+                    f"engine spec {spec!r}: unknown option {key!r} (timeout=S, group, kv=T, oom=R)"
+                )
             try:
                 timeout = float(value)
             except ValueError:
                 raise ValueError(f"engine spec {spec!r}: timeout must be a number") from None
-        return BatchEngine(_int(spec, "the batch size", args[0]), timeout, group)
+        return BatchEngine(_int(spec, "the batch size", args[0]), timeout, group, kv, oom)
 
 
 def _continuous_kwargs(spec: str, args: list[str]) -> dict[str, int]:
@@ -110,6 +122,34 @@ class _ContinuousStep:
     @classmethod
     def from_spec(cls, spec: str, args: list[str]) -> Engine:
         return StepContinuousEngine(**_continuous_kwargs(spec, args))
+
+
+@register_engine("magnus")
+class _Magnus:
+    usage = ("magnus:KV_TOKENS[:max=B][:band=R][:margin=F][:window=N][:oom=keep]",)
+
+    @classmethod
+    def from_spec(cls, spec: str, args: list[str]) -> Engine:
+        if not args or not args[0]:
+            raise ValueError(
+                f"engine spec {spec!r}: give the KV budget in tokens, e.g. 'magnus:16384'"
+            )
+        kwargs: dict[str, int | float | str] = {"kv_tokens": _int(spec, "the KV budget", args[0])}
+        for opt in args[1:]:
+            key, _, value = opt.partition("=")
+            if key in ("max", "window"):
+                kwargs["max_batch" if key == "max" else key] = _int(spec, key, value)
+            elif key == "oom":
+                kwargs["oom"] = value
+            elif key in ("band", "margin"):
+                try:
+                    kwargs[key] = float(value)
+                except ValueError:
+                    raise ValueError(f"engine spec {spec!r}: {key} must be a number") from None
+            else:
+                known = "max=B, band=R, margin=F, window=N, oom=R"
+                raise ValueError(f"engine spec {spec!r}: unknown option {key!r} ({known})")
+        return MagnusEngine(**kwargs)  # type: ignore[arg-type]
 
 
 def parse_engine(spec: str) -> Engine:

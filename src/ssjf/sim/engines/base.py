@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ssjf.policies import Policy
 from ssjf.queue import WaitingQueue
 from ssjf.request import Request
 from ssjf.sim.cost import CostModel
 from ssjf.sim.engines.arrivals import Arrivals
+from ssjf.sim.preemption import PreemptionRule
 
 
 class Feedback(Protocol):
@@ -38,6 +39,9 @@ class RunContext:
     prompt has a begin-of-sequence token to prefill). ``lengths`` are the TRUE
     output lengths, read only by the engine model. ``order`` lists request
     indices by (arrival, index): the order in which requests reach the queue.
+    ``preemption`` is the rule by which a waiting request may displace a running
+    one (None: never); ``recomputed`` counts, per request, the cached tokens its
+    preemptions threw away (to be computed again).
     """
 
     reqs: list[Request]
@@ -52,6 +56,12 @@ class RunContext:
     first_token: list[float]
     completion: list[float]
     feedback: Feedback | None = field(default=None)
+    preemption: PreemptionRule | None = field(default=None)
+    recomputed: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.recomputed:
+            self.recomputed = [0] * len(self.reqs)
 
     def arrivals(self) -> Arrivals:
         """A fresh feed of this run's requests into its queue, in arrival order."""
@@ -69,7 +79,10 @@ class Engine(ABC):
 
     The policy only orders the waiting queue; engines admit strictly in that
     order (head of line: if the head does not fit, nothing behind it jumps ahead).
+    ``preempts`` says whether the engine applies a :class:`PreemptionRule`.
     """
+
+    preempts: ClassVar[bool] = False
 
     @property
     @abstractmethod

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from heapq import heappop, heappush
+from typing import ClassVar
 
-from ssjf.queue import WaitingQueue
 from ssjf.sim.cost import CostModel
 from ssjf.sim.engines.arrivals import TIME_TOL, horizon
 from ssjf.sim.engines.base import Engine, RunContext
 from ssjf.sim.engines.continuous_config import ContinuousParams
 from ssjf.sim.engines.continuous_kv import KVBlocks, Seq
+from ssjf.sim.preemption import Preempter
 
 
 @dataclass(frozen=True, slots=True)
 class ContinuousEngine(ContinuousParams, Engine):
     """vLLM-like continuous batching (rules in :class:`ContinuousParams`), event to event."""
+
+    preempts: ClassVar[bool] = True
 
     @property
     def spec(self) -> str:
@@ -47,6 +50,11 @@ class ContinuousEngine(ContinuousParams, Engine):
         # Between arrivals, a static order with no guard cannot bring a fitting request
         # to the head; otherwise the head may change with time: step one by one then.
         head_may_change = ctx.policy.time_dependent or queue.guard is not None
+        pre = ctx.preemption.bind(cost) if ctx.preemption is not None else None
+        # Decoders that may become preemption victims: (last eligible step, admitted,
+        # seq). Eligibility only ends while a sequence runs, so a run of decode steps
+        # that starts with none can skip arrivals: no check inside it could act.
+        cands: list[tuple[int, int, Seq]] = []
         arrivals = ctx.arrivals()
         kv = KVBlocks(bs)
         running: dict[int, Seq] = {}  # admission order, as the reference's list
@@ -57,10 +65,13 @@ class ContinuousEngine(ContinuousParams, Engine):
         t = 0.0
         done = admissions = 0
         while done < n:
+            before = arrivals.next_time
             arrivals.admit(t)
             if not running and not queue:
                 t = arrivals.next_time
                 continue
+            if pre is not None and arrivals.next_time != before and _live(cands, S):
+                _preempt_for_head(ctx, pre, self, running, prefilling, kv, cands, S, t)
             # 1. Decode tokens: the cache must hold every decoder's context + 1.
             demand = kv.demand(S + 1)
             if demand > total:
@@ -118,13 +129,14 @@ class ContinuousEngine(ContinuousParams, Engine):
                 n_dec = kv.decoders
                 context = kv.sum_base + n_dec * S  # the decoders' context
                 dt = cost.decode_run_time(n_dec, context, k)
-                if k > 1 and len(running) < max_seqs and budget > 0:
-                    if queue and head_may_change:
+                admissible = len(running) < max_seqs and budget > 0
+                if k > 1 and (admissible or (pre is not None and _live(cands, S + 1))):
+                    if admissible and queue and head_may_change:
                         k = 1
                     elif arrivals.next_time <= horizon(t + dt):
                         # The next arrival is present by the k-th boundary (boundaries
                         # only move later with k, so otherwise it comes after them all).
-                        k = _steps_to_arrival(cost, n_dec, context, t, arrivals.next_time, k)
+                        k = steps_to_arrival(cost, n_dec, context, t, arrivals.next_time, k)
                 if k > 1 and demand + n_dec * ((k - 2) // bs + 1) > total:
                     # The cache may run out within the run (k - 1 more steps add at most
                     # that many blocks): stop at the first boundary that lacks blocks.
@@ -163,9 +175,13 @@ class ContinuousEngine(ContinuousParams, Engine):
                 kv.start_decoding(s, S)
                 s.gbase = g - S
                 heappush(heap, (S + s.length - g, s.admitted, s))
+                if pre is not None and s.req.preemptions < pre.rule.max_per_request:
+                    last = pre.rule.last_eligible(s.req)
+                    if g <= last:
+                        heappush(cands, (S + last - g, s.admitted, s))
 
 
-def _steps_to_arrival(
+def steps_to_arrival(
     cost: CostModel, n_dec: int, context: int, t: float, ta: float, most: int
 ) -> int:
     """Fewest decode steps after whose boundary an arrival at ``ta`` is present.
@@ -194,7 +210,7 @@ def _make_room(
     that needs a new block takes a free one or preempts the running sequence with
     the worst policy key (ties: latest arrival, then latest admitted).
     """
-    bs, key, queue = kv.block_size, ctx.policy.key, ctx.queue
+    bs, key = kv.block_size, ctx.policy.key
     held = kv.prefill_blocks
     for s in running.values():
         if s.r >= 0:
@@ -213,23 +229,65 @@ def _make_room(
                 s.blocks += 1
                 break
             victim = max(running.values(), key=lambda v: (key(v.req, t), v.req.arrival, v.admitted))
-            _evict(victim, running, prefilling, kv, S, queue, t)
+            _evict(victim, ctx, running, prefilling, kv, S, t)
             free += victim.blocks
             if victim is s:
                 break
 
 
 def _evict(
-    s: Seq, running: dict[int, Seq], prefilling: list[Seq], kv: KVBlocks, S: int,
-    queue: WaitingQueue, now: float,
+    s: Seq, ctx: RunContext, running: dict[int, Seq], prefilling: list[Seq], kv: KVBlocks,
+    S: int, now: float,
 ) -> None:  # fmt: skip
     """Preempt ``s`` by recompute: free its blocks, requeue it with its generated tokens."""
     del running[s.admitted]
     if s.r >= 0:
         s.req.generated = s.gbase + S
+        ctx.recomputed[s.i] += s.base + S  # its context: every cached token
         kv.stop_decoding(s)
     else:
+        ctx.recomputed[s.i] += s.prefilled
         prefilling.remove(s)
         kv.prefill_blocks -= s.blocks
     s.req.preemptions += 1
-    queue.add(s.req, now)
+    ctx.queue.add(s.req, now)
+
+
+def _live(cands: list[tuple[int, int, Seq]], step: int) -> bool:
+    """Is some decoder still a possible victim at ``step``? Drops dead heads of ``cands``."""
+    while cands:
+        last, _, s = cands[0]
+        if s.r >= 0 and last >= step:
+            return True
+        heappop(cands)  # finished, preempted, or past its early fraction
+    return False
+
+
+def _preempt_for_head(
+    ctx: RunContext, pre: Preempter, params: ContinuousParams, running: dict[int, Seq],
+    prefilling: list[Seq], kv: KVBlocks, cands: list[tuple[int, int, Seq]], S: int, t: float,
+) -> None:  # fmt: skip
+    """A new arrival at step ``S``: preempt for the queue's head while it does not fit and pays.
+
+    The head fits when a slot is free and its prefill fits in the blocks left
+    once every decoder has its next token's block (the reference's rule).
+    """
+    queue, index, prompts = ctx.queue, ctx.index, ctx.prompts
+    bs, total, key = params.block_size, params.num_kv_blocks, ctx.policy.key
+
+    while True:
+        head = queue.peek(t)
+        if head is None:
+            return
+        need = -(-(prompts[index[id(head)]] + head.generated) // bs)
+        if len(running) < params.max_num_seqs and need <= total - kv.demand(S + 1):
+            return
+        decoders = [s.req for s in running.values() if s.r >= 0]  # oldest first: done soonest
+        for s in running.values():
+            if s.r >= 0:
+                s.req.generated = s.gbase + S
+        live = [s for last, _, s in cands if s.r >= 0 and last >= S]
+        victim = pre.choose_victim(head, live, key, t, len(running), decoders)
+        if victim is None:
+            return
+        _evict(victim, ctx, running, prefilling, kv, S, t)

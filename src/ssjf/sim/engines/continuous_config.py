@@ -24,7 +24,8 @@ class ContinuousParams:
       queue's head is admitted while a slot is free, budget is left and its
       whole prefill (prompt + tokens generated before a preemption) fits in the
       free blocks; otherwise nothing behind it is admitted (head of line). A
-      waiting request never evicts a running one.
+      waiting request never evicts a running one, except under a preemption
+      rule (:mod:`ssjf.sim.preemption`, checked when a new arrival is present).
     * A sequence that completes its prefill in a step emits a token at the end
       of that step (its first token, or the next one after a recompute).
     """

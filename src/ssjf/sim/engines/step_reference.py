@@ -35,6 +35,7 @@ class StepContinuousEngine(ContinuousParams, Engine):
     """Reference continuous-batching engine: one loop iteration per step."""
 
     _SPEC_KIND: ClassVar[str] = "continuous-step"
+    preempts: ClassVar[bool] = True
 
     @property
     def spec(self) -> str:
@@ -45,7 +46,8 @@ class StepContinuousEngine(ContinuousParams, Engine):
 
     def run(self, ctx: RunContext) -> None:
         """Serve every request, one engine step at a time."""
-        queue, policy, cost = ctx.queue, ctx.policy, ctx.cost
+        queue, policy, cost, recomputed = ctx.queue, ctx.policy, ctx.cost, ctx.recomputed
+        pre = ctx.preemption.bind(cost) if ctx.preemption is not None else None
         bs = self.block_size
         n = len(ctx.order)
         arrivals = ctx.arrivals()
@@ -59,14 +61,45 @@ class StepContinuousEngine(ContinuousParams, Engine):
             nonlocal free
             running.remove(seq)
             free += seq.blocks
+            recomputed[seq.i] += seq.ctx if seq.prefilled >= seq.plen else seq.prefilled
             seq.req.preemptions += 1
             queue.add(seq.req, now)
 
+        def fits(req: Request) -> bool:
+            """Could ``req`` be admitted once every decoder has its next token's block?"""
+            if len(running) >= self.max_num_seqs:
+                return False
+            grow = sum(
+                max(0, -(-(s.ctx + 1) // bs) - s.blocks) for s in running if s.prefilled >= s.plen
+            )
+            return -(-(ctx.prompts[ctx.index[id(req)]] + req.generated) // bs) <= free - grow
+
         while done < n:
+            before = arrivals.next_time
             arrivals.admit(t)
             if not running and not queue:
                 t = arrivals.next_time
                 continue
+            # 0. Preemption (with a rule): at the first boundary where a new arrival is
+            # present, while the head cannot be admitted and beats the worst eligible
+            # decoder by the price, that decoder is preempted.
+            if pre is not None and arrivals.next_time != before:
+                while True:
+                    head = queue.peek(t)
+                    if head is None or fits(head):
+                        break
+                    decoding = [s for s in running if s.prefilled >= s.plen]
+                    victim = pre.choose_victim(
+                        head,
+                        decoding,
+                        policy.key,
+                        t,
+                        len(running),
+                        [s.req for s in decoding],
+                    )
+                    if victim is None:
+                        break
+                    evict(victim, t)
             # 1. Decode tokens for sequences past their prefill; preempt on a full cache.
             for seq in list(running):
                 if seq not in running or seq.prefilled < seq.plen:
