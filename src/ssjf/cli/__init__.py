@@ -10,6 +10,7 @@ import typer
 
 from ssjf.cli import bench_magnus as _bench_magnus  # noqa: F401
 from ssjf.cli import bench_paper as _bench_paper  # noqa: F401
+from ssjf.cli import bench_policies as _bench_policies  # noqa: F401
 from ssjf.cli import bench_predictor as _bench_predictor  # noqa: F401
 from ssjf.cli import bench_serve as _bench_serve  # noqa: F401
 from ssjf.cli import bench_sim_speed as _bench_sim_speed  # noqa: F401
