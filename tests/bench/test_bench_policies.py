@@ -130,8 +130,12 @@ def test_quick_end_to_end_json_rows_curves_and_determinism(data_dir: Path, tmp_p
         ]
         assert {c["estimates"] for c in mine if c["knob"] == "tail"} == {"predictor", "truth"}
         assert {c["estimates"] for c in mine if c["knob"] == "max_wait"} == {"predictor", "truth"}
-        truth_off = [c for c in mine if c["estimates"] == "truth" and c["bound"] is None]
-        # ssjf with no bound fed the truth is oracle SJF: the same mean JCT.
+        truth_off = [
+            c
+            for c in mine
+            if c["estimates"] == "truth" and c["bound"] is None and c["knob"] == "max_wait"
+        ]
+        # Plain ssjf (the guard's knob) with no bound fed the truth is oracle SJF.
         assert truth_off[0]["jct_mean"] == pytest.approx(cell["sjf_jct_mean"])
     assert len(doc["judged"]) == len(doc["curve_cells"]) == 8
     _invoke(["--json", str(second)])

@@ -20,7 +20,8 @@ DEFAULT_TAIL = parse_policy_spec(DEFAULT_POLICY)[1]["tail"]
 
 def test_default_config_is_the_default_policy() -> None:
     cfg = load_config(None, {"upstreams": ["http://a:1"]}, {})
-    assert (cfg.policy, cfg.policy_params) == ("ssjf", {"tail": DEFAULT_TAIL})
+    assert (cfg.policy, cfg.policy_params) == parse_policy_spec(DEFAULT_POLICY)
+    assert cfg.policy_params["tail"] == DEFAULT_TAIL
     assert cfg.policy_spec == DEFAULT_POLICY
     assert not cfg.tail_enforced  # the engine orders by priority: budget on the gateway queue only
     held = load_config(None, {"upstreams": ["http://a:1"], "max_in_flight": 2}, {})
@@ -37,7 +38,8 @@ def test_specs_and_policy_params() -> None:
     both = load_config(
         None, {"upstreams": ["http://a:1"]}, {}, settings={"policy_params": {"tail": 1.3}}
     )
-    assert both.policy_params == {"tail": 1.3}  # policy_params win over the spec's settings
+    # policy_params win over the spec's settings
+    assert both.policy_params == {**parse_policy_spec(DEFAULT_POLICY)[1], "tail": 1.3}
     with pytest.raises(ConfigError, match="unknown policy"):
         load_config(None, {"upstreams": ["http://a:1"], "policy": "nope:tail=1.1"}, {})
     bad = load_config(None, {"upstreams": ["http://a:1"], "policy": "ssjf:tail=0.5"}, {})

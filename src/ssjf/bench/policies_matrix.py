@@ -40,9 +40,14 @@ ENGINE_PRESETS: dict[str, EnginePreset] = {
     p.name: p
     for p in (
         EnginePreset("serial", "serial", "affine", "no batching: one request at a time"),
-        # A batch under a KV budget once the Magnus engine's kv= option lands; until then a
-        # fixed size of 8 (about what 1,100 blocks hold at AlpacaEval lengths).
-        EnginePreset("batch", "batch:8", "affine", "request-level batches of 8"),
+        # Batches of 8 under the same KV budget as continuous-kv: a batch whose padded
+        # context outgrows it is aborted and split (the batch engine's oom rule).
+        EnginePreset(
+            "batch",
+            f"batch:8:kv={KV_BLOCKS_24GB_7B * 16}",
+            "affine",
+            f"request-level batches of 8 in {KV_BLOCKS_24GB_7B * 16:,} KV tokens (24 GB GPU, 7-8B)",
+        ),
         EnginePreset("continuous", "continuous:32", "affine", "32 slots, ample KV (5,000 blocks)"),
         EnginePreset(
             "continuous-kv",

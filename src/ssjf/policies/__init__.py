@@ -22,7 +22,9 @@ from ssjf.policies.base import (
 #: budget whose p99 JCT stayed within 1.1x FCFS's with a real (tfidf) predictor,
 #: since mispredicted requests overtake more than they are charged (tuned on the demo's
 #: held-out AlpacaEval split, serial engine, load 0.9, seeds 0-2; docs/simulator.md).
-DEFAULT_POLICY = "ssjf:tail=1.07"
+#: Sized by predicted service time (prefill + decode), which equals the token order
+#: where prefill is free and wins where prompts are long (docs/results.md).
+DEFAULT_POLICY = "ssjf:size=service:tail=1.07"
 
 __all__ = [
     "DEFAULT_POLICY",
