@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ssjf.bench.runner import PolicyEntry, make_entry_policy
+from ssjf.policies.base import setting_value
 from ssjf.service import ServiceTime
 
 #: KV blocks of a 7-8B fp16 model on ONE 24 GB GPU (the KV-bounded continuous engine):
@@ -115,18 +116,6 @@ QUICK_POLICIES: tuple[str, ...] = ("fcfs", "sjf", "ssjf", "srpt", "hrrn")
 _OWN_FIELDS = frozenset({"label", "policy", "params", "estimates"})
 
 
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _preemption(text: str) -> Any:
     from ssjf.sim.preemption import parse_preemption
 
@@ -134,7 +123,7 @@ def _preemption(text: str) -> Any:
 
 
 def _bool(text: str) -> bool:
-    value = _value(text)
+    value = setting_value(text)
     if not isinstance(value, bool):
         raise ValueError(f"calibrate must be true or false, got {text!r}")
     return value
@@ -197,7 +186,7 @@ class BenchPolicy:
 
     def entry(self, label: str | None = None, estimates: str = "default") -> PolicyEntry:
         """The runner's entry (``label`` defaults to the text)."""
-        extra = {k: _FIELD_PARSERS.get(k, _value)(v) for k, v in self.settings.items()}
+        extra = {k: _FIELD_PARSERS.get(k, setting_value)(v) for k, v in self.settings.items()}
         return PolicyEntry(
             label=label or self.text,
             policy=self.name,

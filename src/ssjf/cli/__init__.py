@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from ssjf.cli import bench_calibration as _bench_calibration  # noqa: F401
 from ssjf.cli import bench_magnus as _bench_magnus  # noqa: F401
 from ssjf.cli import bench_paper as _bench_paper  # noqa: F401
 from ssjf.cli import bench_policies as _bench_policies  # noqa: F401

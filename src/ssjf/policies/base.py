@@ -133,7 +133,8 @@ def make_policy(name: str, *, truth: TruthLookup | None = None, **params: Any) -
     return pol
 
 
-def _value(text: str) -> Any:
+def setting_value(text: str) -> Any:
+    """A setting's text as int, float, true/false, else the text itself."""
     for conv in (int, float):
         try:
             return conv(text)
@@ -158,5 +159,5 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
         key, eq, value = opt.partition("=")
         if not eq or not key.strip() or not value.strip():
             raise ValueError(f"policy spec {spec!r}: settings are key=value, got {opt!r}")
-        params[key.strip().replace("-", "_")] = _value(value.strip())
+        params[key.strip().replace("-", "_")] = setting_value(value.strip())
     return name, params
