@@ -184,8 +184,13 @@ def test_vllm_priority_reorders_the_engine_queue(engine: Engine, start_gateway: 
 def test_gateway_held_queue_releases_in_policy_order(engine: Engine, start_gateway: Any) -> None:
     """max_in_flight = engine slots: requests wait in the gateway, shortest predicted first."""
     shorts = [50, 30, 10, 40]
+    # Plain ssjf: the default policy's tail budget would (rightly) let the first arrival
+    # keep its place in so short a queue; this test is about the policy's order.
     gw = start_gateway(
-        predictor=PromptTagPredictor(), max_in_flight=ENGINE_SLOTS, cap_estimate_by_max_tokens=False
+        predictor=PromptTagPredictor(),
+        max_in_flight=ENGINE_SLOTS,
+        cap_estimate_by_max_tokens=False,
+        policy="ssjf",
     )
 
     def check() -> None:
