@@ -32,24 +32,12 @@ from ssjf.workload.data import find_data_file
 from ssjf.workload.pool import Pool
 
 # The synthetic data directory in the real schema (AlpacaEval with claude and gpt4 generators).
-from tests.bench.test_bench_policies import data_dir  # noqa: F401
+from tests.bench.test_bench_policies import _strip_timing, data_dir  # noqa: F401
 
 
 def _invoke(args: list[str]) -> None:
     res = CliRunner().invoke(app, ["bench", "calibration", "--quick", *args])
     assert res.exit_code == 0, res.output
-
-
-def _strip_timing(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {
-            k: _strip_timing(v)
-            for k, v in obj.items()
-            if not k.endswith("wall_s") and k not in ("machine", "command")
-        }
-    if isinstance(obj, list):
-        return [_strip_timing(v) for v in obj]
-    return obj
 
 
 def _check_doc(doc: dict[str, Any]) -> None:

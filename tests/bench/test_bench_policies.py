@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ssjf.bench.policies_rows import ROW_FIELDS, cell_rows
 from ssjf.bench.policies_workloads import WorkloadConfig, build_workloads, in_families
 from ssjf.cli import app
 from ssjf.metrics.compare import MIN_ORACLE_GAIN
+from ssjf.policies import DEFAULT_POLICY
 from ssjf.predict.split import prompt_key
 from ssjf.workload.data import find_data_file
 from tests.predict.factories import synthetic
@@ -105,14 +105,14 @@ def test_quick_end_to_end_json_rows_curves_and_determinism(data_dir: Path, tmp_p
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     _invoke(["--json", str(first)])
     doc = json.loads(first.read_text())
-    assert doc["default_policy"] and doc["row_fields"] == list(ROW_FIELDS)
+    assert doc["default_policy"] == DEFAULT_POLICY and doc["row_fields"] == list(ROW_FIELDS)
     assert {w["workload"] for w in doc["workloads"]} == {
         "in-dist",
         "cross-dataset",
         "unseen-models",
         "long-prompts",
     }
-    assert doc["rows"] and doc["machine"]["cpus"] and doc["seeds"] == [0, 1]
+    assert doc["rows"] and doc["seeds"] == [0, 1]
     for row in doc["rows"]:
         assert list(row) == list(ROW_FIELDS)  # exactly the documented fields, in order
         assert row["oracle"] in ("sjf",) or row["oracle"].startswith("srpt@preemption=")
@@ -261,7 +261,6 @@ def test_judge_takes_the_best_share_within_each_tail_budget() -> None:
     }
     small = judge({**cell, "oracle_sjf_gain": 0.05}, rows, "ssjf", None)
     assert small["judged"] is False and "default_share_at_1_1x" not in small
-    assert math.isclose(small["oracle_sjf_gain"], 0.05)
 
 
 @settings(max_examples=60, deadline=None)

@@ -129,11 +129,14 @@ def test_overflow_aborts_splits_and_counts(engine_of) -> None:
         assert np.all(np.isfinite(res.completion))
         assert res.preemptions.sum() > 0
         assert np.all(res.preemptions >= 1)  # the first batch of ten overflows for everyone
+        # ... after 10 steps (110 // 10 - 1 prompt token): each drops 1 + 10 cached tokens.
+        assert np.all(res.recomputed_tokens >= 11)
     # Keeping the tokens of an aborted batch can only save time.
     assert keep.completion.max() < restart.completion.max()
     # With true predictions nothing overflows.
     exact = [job(i, 0.0, 1, 100, 100.0) for i in range(10)]
-    assert simulate(exact, MagnusEngine(110), "fcfs", cost=COST).preemptions.sum() == 0
+    clean = simulate(exact, MagnusEngine(110), "fcfs", cost=COST)
+    assert clean.preemptions.sum() == 0 and clean.recomputed_tokens.sum() == 0
 
 
 def test_batch_without_overflow_matches_unbounded_batch() -> None:

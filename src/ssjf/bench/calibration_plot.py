@@ -19,11 +19,12 @@ def plot_shares(doc: dict[str, Any], path: str | Path) -> Path:
     """One panel per (stream, engine): window index vs share, one line per policy.
 
     FCFS (0) and the oracle (1) are left out: they are the scale, drawn as lines.
-    Windows where the oracle gains under 5% have no share and leave a gap.
+    Windows where the oracle gains under ``MIN_ORACLE_GAIN`` have no share and leave a gap.
     """
     plt = load_pyplot()
     cells = doc["cells"]
     cfg = doc["config"]
+    constructed = {s["workload"] for s in doc["streams"] if s.get("constructed")}
     ncols = len({c["engine"] for c in cells})  # cells are stream-major: a row per stream
     nrows = -(-len(cells) // ncols)
     fig, axes = plt.subplots(
@@ -47,7 +48,7 @@ def plot_shares(doc: dict[str, Any], path: str | Path) -> Path:
         ax.axhline(1.0, color="k", lw=0.8, ls=":", label="sjf (oracle)")
         ax.axhline(0.0, color=colors["fcfs"], lw=0.8, label="fcfs")
         ax.axhline(0.5, color="tab:red", lw=0.6, ls="-.", alpha=0.6)
-        stream = cell["stream"] + (" (constructed)" if cell["stream"].endswith("x3") else "")
+        stream = cell["stream"] + (" (constructed)" if cell["stream"] in constructed else "")
         ax.set_title(
             figure_title(
                 stream,

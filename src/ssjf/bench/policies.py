@@ -48,6 +48,7 @@ from ssjf.bench.policies_rows import ROW_FIELDS, cell_rows
 from ssjf.bench.policies_workloads import WORKLOADS, BenchWorkload, WorkloadConfig, build_workloads
 from ssjf.bench.runner import RunSettings, run_experiment
 from ssjf.metrics import SLO
+from ssjf.plots._common import oracle_labels
 from ssjf.workload.arrivals import ArrivalSpec
 
 LOADS: tuple[float, ...] = (0.7, 0.9, 1.1)
@@ -220,14 +221,15 @@ def run_bench(cfg: PoliciesConfig, progress: Progress | None = None) -> Policies
                     }
                     t_cell = time.perf_counter()
                     settings = _settings(cfg, preset, wl, load, arrival, slo)
+                    entries = [p.entry() for p in mine]
                     res = run_experiment(
                         wl.pool,
-                        [p.entry() for p in mine],
+                        entries,
                         settings,
                         progress=lambda _d, _t, label: counter.tick(label),
                     )
                     rows, seed_rows = cell_rows(key, mine, res.per_seed)
-                    oracles = frozenset(p.text for p in mine if _is_oracle(p))
+                    oracles = oracle_labels(entries)
                     out.cells.append(
                         CellResult(key, rows, seed_rows, res.per_seed, res.jcts, oracles)
                     )
@@ -282,12 +284,6 @@ def _settings(
         keep_results=cfg.keep_jcts,
         resample=resample,
     )
-
-
-def _is_oracle(bp: BenchPolicy) -> bool:
-    from ssjf.policies import policy_class
-
-    return policy_class(bp.name).oracle
 
 
 def machine() -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ssjf.bench.policies import PoliciesConfig, PoliciesResult
@@ -22,11 +23,10 @@ def write_figures(res: PoliciesResult, folder: str | Path, cfg: PoliciesConfig) 
 
     d = Path(folder)
     costs = {engine_preset(e).name: engine_preset(e) for e in cfg.engines}
-    files: list[Path] = []
-    for cell in res.cells:
-        k = cell.key
+
+    def context(k: Mapping[str, Any]) -> str:
         preset = costs[k["engine"]]
-        context = figure_context(
+        return figure_context(
             f"{k['workload']} · arrivals {k['arrivals']}",
             preset.engine,
             preset.cost,
@@ -34,28 +34,22 @@ def write_figures(res: PoliciesResult, folder: str | Path, cfg: PoliciesConfig) 
             requests=cfg.requests,
             seeds=len(cfg.seeds),
         )
+
+    files: list[Path] = []
+    for cell in res.cells:
+        k = cell.key
         files += simulation_figures(
             cell.jcts,
             cell.runner_per_seed,
             d,
-            context,
+            context(k),
             cell.oracles,
             prefix=_slug(k["workload"], k["engine"], k["arrivals"], k["load"]) + "_",
         )
-    for cell_info in res.curve_cells:
-        k = cell_info
+    for k in res.curve_cells:
         rows = [
             r for r in res.curves if (r["workload"], r["engine"]) == (k["workload"], k["engine"])
         ]
-        preset = costs[k["engine"]]
-        context = figure_context(
-            f"{k['workload']} · arrivals {k['arrivals']}",
-            preset.engine,
-            preset.cost,
-            load=k["load"],
-            requests=cfg.requests,
-            seeds=len(cfg.seeds),
-        )
         name = _slug("tradeoff", k["workload"], k["engine"]) + ".png"
-        files.append(tradeoff_curves(rows, cell_info, d / name, context))
+        files.append(tradeoff_curves(rows, k, d / name, context(k)))
     return files

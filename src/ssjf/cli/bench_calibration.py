@@ -33,6 +33,8 @@ def print_report(console: Any, doc: dict[str, Any]) -> None:
     """Per cell and policy: share of the oracle's gain and p99 / FCFS's after warm-up, a few windows."""
     from rich.table import Table
 
+    from ssjf.metrics.compare import MIN_ORACLE_GAIN
+
     default = doc["default_policy"]
 
     for st in doc["streams"]:
@@ -69,7 +71,7 @@ def print_report(console: Any, doc: dict[str, Any]) -> None:
         console.print(table)
     console.print(
         "share = (FCFS - policy) / (FCFS - oracle SJF) of mean JCT on the same requests "
-        f"(— where the oracle gains < 5%); ≥{warm}: requests {warm} onward (0-based); "
+        f"(— where the oracle gains < {MIN_ORACLE_GAIN:.0%}); ≥{warm}: requests {warm} onward (0-based); "
         f"wK: share / p99× in window K of {doc['config']['window']} requests in arrival "
         f"order; p99× = p99 JCT / FCFS's; default = {default}; +cal = :calibrate=true; "
         "scale: mean calibration scale of the held-out generators' requests, last window"

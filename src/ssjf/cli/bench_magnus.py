@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,20 @@ def bench_magnus(
         "noisy:0.5,noisy:0.2,noisy:0",
         help="Comma list of predictions Magnus reads: source, noisy:SIGMA (noisy:0 = truth).",
     ),
-    margins: str = typer.Option("0,0.25,0.5,1,2", help="Magnus margins (the first is headlined)."),
+    margins: str | None = typer.Option(
+        None,
+        help="Magnus margins, comma-separated (the first is headlined; default 0,0.25,0.5,1,2).",
+    ),
     oom: str = typer.Option("restart,keep", help="Overflow rules to run: restart, keep."),
     cost_spec: str = typer.Option("affine", "--cost", help="Cost model spec."),
     seed: int = typer.Option(0, help="Seed of the sample and of noisy estimates."),
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
 ) -> None:
     """Throughput at saturation of magnus:KV against batch:B:kv=KV (safe B and best B)."""
-    from rich.console import Console
     from rich.table import Table
 
-    from ssjf.bench.magnus import fixed_runs, magnus_runs, run_dicts, summarize
+    from ssjf.bench.magnus import MARGIN_GRID, fixed_runs, magnus_runs, run_dicts, summarize
+    from ssjf.cli.sim_report import is_stdout, make_console, write_json
     from ssjf.sim.engines import MagnusEngine
     from ssjf.sim.engines.padded import OOM_RULES
     from ssjf.sim.parse import parse_cost_model
@@ -48,10 +50,10 @@ def bench_magnus(
     for r in rules:
         if r not in OOM_RULES:
             raise typer.BadParameter(f"--oom: {r!r} is not one of {', '.join(OOM_RULES)}")
-    grid = _floats(margins, "--margins")
+    grid = _floats(margins, "--margins") if margins is not None else list(MARGIN_GRID)
     if not grid:
         raise typer.BadParameter("--margins: give at least one margin")
-    console = Console()
+    console = make_console(stderr=is_stdout(json_out))
     cost = parse_cost_model(cost_spec)
     pool, line = drop_unfit(load_pool(workload), MagnusEngine(kv))  # same records for both
     if line:
@@ -98,7 +100,7 @@ def bench_magnus(
         "largest fixed batch that never overflows / the best fixed size in hindsight"
     )
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         out = {"workload": workload, "requests": n, "cost": cost_spec, "seed": seed}
-        json_out.write_text(json.dumps({**out, "summary": summary, "runs": runs}, indent=2) + "\n")
-        console.print(f"wrote {json_out}")
+        write_json(json_out, {**out, "summary": summary, "runs": runs})
+        if not is_stdout(json_out):
+            console.print(f"wrote {json_out}")

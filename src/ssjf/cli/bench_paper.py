@@ -25,10 +25,6 @@ PAPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
-
-
 @bench_app.command("paper")
 def bench_paper_cmd(
     json_out: Path | None = typer.Option(
@@ -45,6 +41,7 @@ def bench_paper_cmd(
 ) -> None:
     """FCFS vs oracle SJF vs SSJF (paper's 5- and 3-class predictions), mean JCT change."""
     from ssjf.bench.paper import ENTRIES, run_paper
+    from ssjf.bench.sweep import parse_values
     from ssjf.cli.sim_report import make_console, progress_bar, results_table, write_json
     from ssjf.workload.data import DataError
 
@@ -56,7 +53,7 @@ def bench_paper_cmd(
             if not sep:
                 raise ValueError(f"--engines: expected ENGINE=COST, got {part!r}")
             pairs.append((eng, cost))
-        load_list = _floats(loads)
+        load_list = parse_values(loads, "--loads")
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

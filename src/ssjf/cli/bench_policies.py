@@ -28,13 +28,14 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    items = _split(text)
-    if items is None:
+    from ssjf.bench.sweep import parse_values
+
+    if text is None:
         return None
     try:
-        return tuple(float(x) for x in items)
-    except ValueError:
-        raise typer.BadParameter(f"{what}: numbers, comma-separated, got {text!r}") from None
+        return parse_values(text, what)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @bench_app.command("policies", help=f"Every policy on every engine and workload; {TIME_NOTE}.")

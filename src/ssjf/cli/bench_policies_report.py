@@ -64,8 +64,8 @@ def _table(
     return table
 
 
-def _judged_table(judged: Sequence[Mapping[str, Any]]) -> Table:
-    table = Table(title="judged at load 0.9, Poisson: best share of oracle SJF's mean gain")
+def _judged_table(judged: Sequence[Mapping[str, Any]], load: float) -> Table:
+    table = Table(title=f"judged at load {load:g}, Poisson: best share of oracle SJF's mean gain")
     for _, header, kind in JUDGED:
         table.add_column(header, justify="left" if kind == "s" else "right")
     for row in judged:
@@ -108,13 +108,14 @@ def print_report(console: Console, cfg: PoliciesConfig, res: PoliciesResult) -> 
         title = f"{wl} · {eng} · arrivals {arr} · {n} (means over seeds)"
         console.print(_table(rows, title, COLUMNS))
     if res.judged:
-        console.print(_judged_table(res.judged))
+        console.print(_judged_table(res.judged, cfg.curve_load))
         console.print(
             f"default policy {default_policy()}: its tail budget swept "
             f"({', '.join('off' if t is None else f'{t:g}' for t in cfg.tail_grid)}); "
             "truth-fed = the same policy given the true lengths; ratio = default / truth-fed "
             "(target ≥ 0.75); mean-first = best of the same curve with p99 ≤ 2x FCFS's; "
-            "guard = ssjf with a max wait in multiples of FCFS's p99 wait.",
+            f"guard = {', '.join(cfg.guard_policies)} with a max wait in multiples of FCFS's "
+            "p99 wait.",
             highlight=False,
         )
     t = res.timing

@@ -51,7 +51,7 @@ class GatewayConfig(BaseModel):
     # --- scheduling -------------------------------------------------------------------
     #: Same registry as the simulator; oracle policies are refused (no true lengths here).
     #: A spec's settings (`ssjf:tail=1.1`) move to policy_params, whose own values win.
-    #: Default: ssjf with a tail budget of 1.1 (ssjf.queue). The budget acts where the
+    #: Default: ssjf.policies.DEFAULT_POLICY (a tail budget, ssjf.queue). The budget acts where the
     #: gateway holds the queue (max_in_flight set); with max_in_flight unset the engine
     #: orders by the static priority and the guard's deadlines bound the tail there,
     #: and the gateway logs that the budget only covers requests waiting in its queue.
@@ -70,7 +70,7 @@ class GatewayConfig(BaseModel):
     #: Seconds one prompt token adds to a request's prefill, for policies that order by
     #: service time (`ssjf:size=service`, `isrtf`, `mlfq`'s skip-join). 0 = prompts are
     #: free, the paper's cost model; measure it on the engine for long-prompt traffic.
-    prefill_seconds_per_token: float = Field(default=0.0, ge=0)
+    prefill_seconds_per_token: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     #: Requests waiting in the gateway queue before new ones get 429. 1024 bounds memory
     #: (a request holds its body) while absorbing bursts far above engine capacity.
     max_queue: int = Field(default=1024, ge=0)
@@ -125,7 +125,7 @@ class GatewayConfig(BaseModel):
     #: Recent completions remembered per model (and pooled): memory and adaptation speed.
     calibration_window: int = Field(default=512, ge=1, le=65536)
     #: Completions k at which a model's own scale gets half the weight (n / (n + k)).
-    calibration_prior_count: float = Field(default=10.0, ge=0)
+    calibration_prior_count: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     #: Log-spread of the length distribution given to point estimates before data.
     calibration_sigma: float = Field(default=0.8, ge=0, le=5)
     #: Models calibrated apart (clients pick the names); beyond, the least recently

@@ -278,7 +278,9 @@ class Gateway:
         # n (or best_of, or a batch of prompts) sequences are n times the work of one:
         # the estimate and the cap both scale, so `n: 3` is not scheduled as one.
         if n > 1:
-            est = LengthEstimate(point=est.point * n)
+            est = LengthEstimate(
+                point=est.point * n, quantiles=tuple((q, v * n) for q, v in est.quantiles)
+            )
             limit = limit * n if limit is not None else None
         tier = 0
         if principal.trusted and parsed.client_priority is not None:

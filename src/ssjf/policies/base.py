@@ -52,11 +52,11 @@ class Policy(ABC):
     description: ClassVar[str] = ""
     #: Tail budget (``ssjf.queue.WaitingQueue``): None = off; ``tau >= 1`` lets a
     #: request be overtaken by at most ``(tau - 1) x`` its FCFS work. Every policy
-    #: takes it from a spec (``ssjf:tail=1.1``); the queue enforces it.
+    #: takes it from a spec (``ssjf:tail=1.1``; :func:`make_policy` sets it); the queue
+    #: enforces it.
     tail: float | None = None
 
-    def __init__(self, truth: TruthLookup | None = None, *, tail: float | None = None) -> None:
-        self.tail = check_tail(self.name, tail)
+    def __init__(self, truth: TruthLookup | None = None) -> None:
         if self.oracle and truth is None:
             raise ValueError(
                 f"policy {self.name!r} is an oracle: it needs the true output lengths, "

@@ -97,10 +97,8 @@ class HRRN(Policy):
         self,
         truth: TruthLookup | None = None,
         seconds_per_token: float = 0.02,
-        *,
-        tail: float | None = None,
     ) -> None:
-        super().__init__(truth, tail=tail)
+        super().__init__(truth)
         if seconds_per_token <= 0:
             raise ValueError("hrrn: seconds_per_token must be > 0")
         self.seconds_per_token = seconds_per_token

@@ -97,7 +97,7 @@ def run_padded(
     first = t
     t += cost.decode_run_time(m, total_prompt, run - 1)
     left: list[int] = []
-    for i, r in zip(members, rem, strict=True):
+    for i, r, e in zip(members, rem, eff, strict=True):
         if math.isnan(first_token[i]):
             first_token[i] = first
         if r <= run:
@@ -106,6 +106,7 @@ def run_padded(
         else:
             reqs[i].generated = reqs[i].generated + run if oom == "keep" else 0
             reqs[i].preemptions += 1
+            ctx.recomputed[i] += e + run  # its whole cache is dropped, whichever rule
             left.append(i)
     return t, left
 
