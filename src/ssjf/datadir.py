@@ -40,6 +40,11 @@ ASSEMBLED: dict[str, str] = {
     "prompts/alpaca_eval.jsonl.gz": "results/<generator>/model_outputs.json in https://github.com/tatsu-lab/alpaca_eval",
     "prompts/flask.jsonl.gz": "input_data/ and model_output/outputs/ in https://github.com/kaistAI/FLASK",
     "prompts/sharegpt_sample.jsonl.gz": "sampled_enriched_data/*.json in https://github.com/Marugannwg/ShareGPT92k_user_linguistic_mining",
+    "prompts/zeroeval.jsonl.gz": "result_dirs/{gsm,crux,math-l5,numersense-v2}/<model>.json in https://github.com/yuchenlin/ZeroEval",
+    "prompts/gpteacher.jsonl.gz": "Codegen/, Roleplay/ and Toolformer/ in https://github.com/teknium1/GPTeacher",
+    "prompts/alpaca5k.jsonl.gz": "data/alpaca_5000.json at commit 5e69c50 of https://github.com/tatsu-lab/stanford_alpaca",
+    "prompts/codealpaca2k.jsonl.gz": "data/code_alpaca_2k.json in https://github.com/sahil280114/codealpaca",
+    "prompts/routellm_gsm8k.jsonl.gz": "routellm/evals/gsm8k/gsm8k_responses.csv (+ GSM8K train/test) in https://github.com/lm-sys/RouteLLM",
 }
 
 #: Opens a URL for reading; replaced in tests so no test touches the network.

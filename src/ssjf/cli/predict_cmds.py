@@ -123,7 +123,9 @@ def _edges(spec: str | None) -> tuple[float, ...]:
 @app.command("train")
 def train_cmd(
     data: list[str] = typer.Option(
-        ..., "--data", help="alpaca_eval | flask | sharegpt | lmsys[:FILE] | FILE (repeatable)."
+        ...,
+        "--data",
+        help="A collection (alpaca_eval, flask, sharegpt, zeroeval, gpteacher, alpaca5k, codealpaca2k, routellm_gsm8k), lmsys[:FILE] or FILE (repeatable).",
     ),
     family: str = typer.Option("tfidf", "--family", help="Predictor family (see `ssjf families`)."),
     out: Path = typer.Option(..., "--out", help="Directory to save the predictor in."),

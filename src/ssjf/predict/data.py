@@ -2,10 +2,13 @@
 
 Sources:
 
-* the prompt datasets in ``$SSJF_DATA_DIR/prompts/`` (``alpaca_eval``, ``flask``,
-  ``sharegpt``): token counts there use the Mistral-7B 32k SentencePiece tokenizer;
-* generic JSONL / CSV with ``prompt``, ``output_tokens`` and optional ``model`` (and
-  optional ``prompt_id``) — gzip allowed;
+* the prompt datasets in ``$SSJF_DATA_DIR/prompts/`` (:data:`PROMPT_DATASETS`:
+  ``alpaca_eval``, ``flask``, ``sharegpt``, ``zeroeval``, ``gpteacher``, ``alpaca5k``,
+  ``codealpaca2k``, ``routellm_gsm8k``): token counts there use the Mistral-7B 32k
+  SentencePiece tokenizer;
+* generic JSONL / CSV with ``prompt`` (or ``instruction``), ``output_tokens`` and optional
+  ``model`` (or ``generator``) and ``prompt_id`` — gzip allowed, so a file in the shared
+  collections' own record form loads as a path too;
 * ShareGPT-format JSON and LMSYS-Chat-1M: see :mod:`ssjf.predict.chat_data`.
 
 Bad records (missing or mistyped fields, empty text, absurd lengths) are
@@ -34,6 +37,8 @@ from ssjf.textio import open_text
 __all__ = [
     "MAX_OUTPUT_TOKENS",
     "PROMPT_DATASETS",
+    "PROMPT_DATASET_ALIASES",
+    "PROMPT_DATASET_DOMAINS",
     "PROMPT_DATASET_UNIT",
     "DataError",
     "LengthData",
@@ -52,7 +57,30 @@ PROMPT_DATASETS: dict[str, tuple[str, str | None]] = {
     "alpaca_eval": ("alpaca_eval.jsonl.gz", "dataset"),
     "flask": ("flask.jsonl.gz", "task"),
     "sharegpt": ("sharegpt_sample.jsonl.gz", None),
+    "zeroeval": ("zeroeval.jsonl.gz", "dataset"),
+    "gpteacher": ("gpteacher.jsonl.gz", "dataset"),
+    "alpaca5k": ("alpaca5k.jsonl.gz", None),
+    "codealpaca2k": ("codealpaca2k.jsonl.gz", None),
+    "routellm_gsm8k": ("routellm_gsm8k.jsonl.gz", None),
 }
+#: The collections' domains (shared/data/README.md): real user turns, benchmark or evaluation
+#: prompts, and synthetic self-instruct pairs (one model wrote instruction and answer in one
+#: pass; short, compressed answers that are not chat-serving lengths).
+PROMPT_DATASET_DOMAINS: dict[str, str] = {
+    "alpaca_eval": "evaluation",
+    "flask": "evaluation",
+    "sharegpt": "user",
+    "zeroeval": "benchmark",
+    "gpteacher": "synthetic",
+    "alpaca5k": "synthetic",
+    "codealpaca2k": "synthetic",
+    "routellm_gsm8k": "benchmark",
+}
+#: Other names a collection is known by (its file's stem).
+PROMPT_DATASET_ALIASES: dict[str, str] = {"sharegpt_sample": "sharegpt"}
+#: Field names of the shared collections' record form, tried when a generic file lacks the
+#: ``prompt`` / ``model`` fields.
+FALLBACK_KEYS: dict[str, str] = {"prompt": "instruction", "model": "generator"}
 
 
 def prompt_dataset_path(name: str) -> Path:
@@ -63,7 +91,12 @@ def prompt_dataset_path(name: str) -> Path:
 
 
 def load_prompt_dataset(name: str, *, strict: bool = False) -> LengthData:
-    """One of ``alpaca_eval``, ``flask``, ``sharegpt`` (records keep ``prompt_id`` for splits)."""
+    """One of :data:`PROMPT_DATASETS` (records keep ``prompt_id`` for splits).
+
+    ``datasets[i]`` is ``name`` or ``name/<sub-dataset>`` (a ZeroEval task, a FLASK task),
+    and prompt ids are prefixed with ``name:`` so ids of two collections never collide.
+    """
+    name = PROMPT_DATASET_ALIASES.get(name, name)
     path = prompt_dataset_path(name)
     sub = PROMPT_DATASETS[name][1]
     data = LengthData(unit=PROMPT_DATASET_UNIT)
@@ -95,6 +128,8 @@ def load_records_file(
 ) -> LengthData:
     """Generic JSONL or CSV (optionally .gz) with prompt, output_tokens, optional model/prompt_id.
 
+    A record without ``prompt_key`` / ``model_key`` is read with the shared collections'
+    names (``instruction`` / ``generator``, :data:`FALLBACK_KEYS`) when it has them.
     Censored records (see the module doc) are counted and dropped unless ``keep_censored``.
     """
     p = Path(path)
@@ -110,7 +145,12 @@ def load_records_file(
     rows = _iter_csv(p, rep) if ext in (".csv", ".tsv") else _iter_jsonl(p, rep)
     for where, rec in rows:
         parsed = _parse_record(
-            rec, where, rep, prompt_key=prompt_key, length_key=length_key, model_key=model_key
+            rec,
+            where,
+            rep,
+            prompt_key=_key_in(rec, prompt_key),
+            length_key=length_key,
+            model_key=_key_in(rec, model_key),
         )
         if parsed is None:
             continue
@@ -124,11 +164,9 @@ def load_records_file(
 
 
 def load_data(spec: str, *, strict: bool = False, keep_censored: bool = False) -> LengthData:
-    """A dataset by name (``alpaca_eval``, ``flask``, ``sharegpt``) or a file path."""
-    if spec in PROMPT_DATASETS:
+    """A dataset by name (:data:`PROMPT_DATASETS`, ``lmsys[:SOURCE]``) or a file path."""
+    if spec in PROMPT_DATASETS or spec in PROMPT_DATASET_ALIASES:
         return load_prompt_dataset(spec, strict=strict)
-    if spec == "sharegpt_sample":
-        return load_prompt_dataset("sharegpt", strict=strict)
     if spec.startswith("lmsys"):
         _, _, source = spec.partition(":")
         return load_lmsys(source or None, strict=strict)
@@ -151,6 +189,14 @@ def is_censored(rec: dict[str, Any], length: int) -> bool:
 
 
 # --------------------------------------------------------------------- parsing
+def _key_in(rec: Any, key: str) -> str:
+    """``key``, or its shared-collection name when ``rec`` has only that one."""
+    other = FALLBACK_KEYS.get(key)
+    if other and isinstance(rec, dict) and key not in rec and other in rec:
+        return other
+    return key
+
+
 def _parse_record(
     rec: Any,
     where: str,
