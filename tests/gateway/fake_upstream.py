@@ -123,7 +123,10 @@ class FakeEngine:
         if "fake_html_error" in body:
             page = "<html><body>Traceback: /srv/secret/app.py line 3, key=sk-LEAK</body></html>"
             return Response(page, status_code=int(body["fake_html_error"]), media_type="text/html")
-        n = int(body.get("max_tokens") or 8)
+        limit = int(body.get("max_tokens") or 8)
+        # fake_length: the answer ends by itself after this many tokens (finish "stop").
+        n = min(int(body.get("fake_length", limit)), limit)
+        finish = "stop" if n < limit else "length"
         delay = float(body.get("fake_token_delay", self.token_delay))
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -149,10 +152,10 @@ class FakeEngine:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "finish_reason": "length",
+                "finish_reason": finish,
             }
             if chat
-            else {"index": 0, "text": text, "finish_reason": "length"}
+            else {"index": 0, "text": text, "finish_reason": finish}
         )
         return JSONResponse(
             {

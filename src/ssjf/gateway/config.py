@@ -134,6 +134,25 @@ class GatewayConfig(BaseModel):
     #: Scale moves within this relative band are not passed on: small drifts would only
     #: reorder a model's waiting requests against newer ones of equal prediction.
     calibration_tolerance: float = Field(default=0.1, ge=0, lt=1)
+    #: Refit the predictor on served completions in a background thread and swap it in
+    #: when it orders the most recent ones better (ssjf.retrain). Off: a refit costs CPU
+    #: beside the engine's, and the gateway then holds prompts in memory.
+    retrain: bool = False
+    #: New completions between retrains (after the first).
+    retrain_every: int = Field(default=500, ge=1)
+    #: Completions before the first retrain.
+    retrain_min_records: int = Field(default=200, ge=4)
+    #: Most recent completions kept out of a candidate's training to compare it with the
+    #: serving predictor (and the window of the drift gauge).
+    retrain_holdout: int = Field(default=200, ge=2)
+    #: Completions kept for training (oldest dropped): bounds memory (prompts are cut to
+    #: 4,000 characters) and the fit's cost.
+    retrain_max_records: int = Field(default=20_000, ge=4, le=1_000_000)
+    #: Holdout tau a candidate must gain over the serving predictor to be swapped in.
+    retrain_min_gain: float = Field(default=0.0, ge=0, lt=2)
+    #: Data every candidate trains on besides traffic (ssjf.predict.data.load_data specs:
+    #: collection names or files), loaded at start: what the shipped predictor knew.
+    retrain_base_data: list[str] = Field(default_factory=list)
 
     # --- request bodies (hostile input gets a 400, never a 500) -------------------------
     #: Largest max_tokens / max_completion_tokens accepted: no model generates more, and
@@ -315,6 +334,14 @@ class GatewayConfig(BaseModel):
                     "max_in_flight so the gateway holds the queue and re-evaluates it at each "
                     "release"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_retrain(self) -> GatewayConfig:
+        if self.retrain:
+            from ssjf.gateway.retrain import retrain_settings
+
+            retrain_settings(self)  # its ValueError names the inconsistent settings
         return self
 
 

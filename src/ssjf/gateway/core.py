@@ -22,6 +22,7 @@ from ssjf.gateway.errors import queue_full
 from ssjf.gateway.metrics import GatewayMetrics
 from ssjf.gateway.ordering import EngineOrdering, guard_of, policy_params_of, service_of
 from ssjf.gateway.predictor_runner import PredictorRunner, SupportsPredict, load_predictor_dir
+from ssjf.gateway.retrain import GatewayRetraining, RetrainCollector, load_base_data
 from ssjf.gateway.router import Router
 from ssjf.gateway.schemas import BodyLimits, ParsedRequest
 from ssjf.gateway.traffic_log import TrafficLog
@@ -145,6 +146,14 @@ class Gateway:
             self.metrics.registry.register(
                 CalibrationCollector(self.calibration, self.metrics.models)
             )
+        self.retraining: GatewayRetraining | None = None
+        if config.retrain:
+            if self.runner is None:
+                raise ConfigError("retrain needs a predictor to refit: set predictor = DIR")
+            self.retraining = GatewayRetraining(
+                config, self.runner, self.calibration, load_base_data(config.retrain_base_data)
+            )
+            self.metrics.registry.register(RetrainCollector(self.retraining))
         self.traffic = (
             TrafficLog(
                 config.traffic_log,
@@ -243,6 +252,8 @@ class Gateway:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self.retraining is not None:
+            await self.retraining.aclose()  # waits for a fit under way, off the loop
         if self.runner is not None:
             self.runner.close()
         if self.traffic is not None:

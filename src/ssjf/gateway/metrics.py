@@ -9,6 +9,7 @@ Client-chosen strings (model names, tenants) become labels only through a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +31,10 @@ VLLM_ITL_BUCKETS = (
 VLLM_REQUEST_LATENCY_BUCKETS = (
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
     240.0, 480.0, 960.0, 1920.0, 7680.0,
+)  # fmt: skip
+#: log2(actual / predicted) buckets: within 2^0.25 (19%) near 0, out to 16x either way.
+LOG2_RATIO_BUCKETS = (
+    -4, -3, -2, -1.5, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 1.5, 2, 3, 4,
 )  # fmt: skip
 #: finished_reason values of ssjf:request_success_total (vLLM's); anything else is "other".
 FINISHED_REASONS = frozenset({"stop", "length", "abort", "unknown"})
@@ -206,6 +211,13 @@ class GatewayMetrics:
             buckets=TOKEN_BUCKETS,
             registry=r,
         )
+        self.log2_ratio = pc.Histogram(
+            "ssjf_gateway_prediction_log2_ratio",
+            "log2(actual / predicted) output tokens of answers that ended by themselves "
+            "(0: exact; +1: twice as long as predicted); length-cut answers are left out",
+            buckets=LOG2_RATIO_BUCKETS,
+            registry=r,
+        )
         self.estimate_source = pc.Counter(
             "ssjf_gateway_estimates",
             "where each request's estimate came from",
@@ -310,6 +322,9 @@ class GatewayMetrics:
             self.actual_tokens.observe(generation_tokens)
             if predicted is not None:
                 self.abs_error.observe(abs(predicted - generation_tokens))
+                if finished_reason == "stop":  # a cut answer's ratio is only a lower bound
+                    ratio = max(generation_tokens, 1) / max(predicted, 1.0)
+                    self.log2_ratio.observe(math.log2(ratio))
         if ok:
             if finished_reason is None:
                 reason = "unknown"

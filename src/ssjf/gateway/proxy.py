@@ -381,6 +381,15 @@ class ProxiedResponse(Response):
                 n=parsed.n,
                 min_output=parsed.min_output,
             )
+        if gw.retraining is not None:
+            gw.retraining.learn(
+                self.parsed,
+                ticket,
+                self.source,
+                status=self.status,
+                actual=self.usage_completion,
+                length_finish=self.length_finish,
+            )
 
 
 async def _wait_disconnect(receive: Receive) -> None:
