@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ssjf.bench.cross_model import cross_model_reference
 from ssjf.metrics.compare import oracle_gain_fraction
 from ssjf.predict.base import Predictor, available_predictors, make_predictor
 from ssjf.predict.data import LengthData, load_prompt_dataset
 from ssjf.predict.latency import measure_latency
 from ssjf.predict.metrics import length_metrics
 from ssjf.predict.split import DEFAULT_SEED, drop_prompts, split_by_prompt
-from ssjf.stats import kendall_tau_b
 from ssjf.workload.arrivals import poisson_arrivals
 
 #: Held-out datasets (scored) and training-only datasets.
@@ -101,21 +101,12 @@ def reference_rows(tests: dict[str, LengthData]) -> list[dict[str, Any]]:
     """Leave-one-model-out mean log length of each held-out prompt (the text's ceiling)."""
     rows = []
     for name, te in tests.items():
-        y = np.log1p(np.asarray(te.lengths, dtype=float))
-        pids = np.array(te.prompt_ids, dtype=object)
-        models = np.array(te.models, dtype=object)
-        _, inv = np.unique(pids, return_inverse=True)
-        sums = np.bincount(inv, weights=y)
-        counts = np.bincount(inv)
-        others = (sums[inv] - y) / np.maximum(counts[inv] - 1, 1)
-        taus = [
-            kendall_tau_b(others[models == m], y[models == m]) for m in sorted(set(te.model_names))
-        ]
+        ref = cross_model_reference(te)
         rows.append(
             {
                 "family": "reference:other-models-mean",
                 "dataset": name,
-                "tau_mean": float(np.nanmean(taus)),
+                "tau_mean": math.nan if ref is None else ref,
                 "mae": math.nan,
                 "latency_p50_ms": math.nan,
                 "prompts_per_s": math.nan,

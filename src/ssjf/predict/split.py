@@ -44,19 +44,38 @@ def split_by_prompt(
 
 
 _NON_WORD = re.compile(r"\W+")
+#: ZeroEval's fixed wrapper: "## Question: <question> ## Instruction <reply format>".
+_ZEROEVAL = re.compile(r"\A\s*## Question:\s*(.*?)\s*## Instruction\b", re.S)
+
+
+def question_text(text: str) -> str:
+    """The question inside a known fixed benchmark template, else ``text``: zeroeval's
+    1,319 gsm questions are routellm_gsm8k's, and 11 are flask prompts, each under
+    another wrapper."""
+    m = _ZEROEVAL.match(text)
+    if m:
+        return m.group(1)
+    # RouteLLM's few-shot prompt: "Question: ...\nAnswer: ...\n\n" x 8, "Question: <q>\nAnswer:".
+    body = text.strip()
+    last = body.rfind("\nQuestion: ")
+    if last > 0 and body.startswith("Question: ") and body.endswith("Answer:"):
+        return body[last + len("\nQuestion: ") : -len("Answer:")].strip()
+    return text
 
 
 def prompt_key(text: str) -> str:
-    """A prompt's identity across datasets: lower case, runs of non-word characters
-    as one space. FLASK carries 268 AlpacaEval instructions verbatim and ~160 more
-    that differ only in spacing or punctuation."""
-    return _NON_WORD.sub(" ", text.lower()).strip()
+    """A prompt's identity across datasets: the question of a known template
+    (:func:`question_text`), lower case, runs of non-word characters as one space.
+    FLASK carries 268 AlpacaEval instructions verbatim and ~160 more that differ
+    only in spacing or punctuation."""
+    return _NON_WORD.sub(" ", question_text(text).lower()).strip()
 
 
 def drop_prompts(data: LengthData, prompts: Iterable[str]) -> tuple[LengthData, int]:
     """``data`` without the records whose prompt is one of ``prompts`` (by
     :func:`prompt_key`), and how many were dropped: a held-out prompt must not be
     trained on through another dataset that carries it under another id."""
-    keys = {prompt_key(p) for p in prompts}
-    keep = [i for i, p in enumerate(data.prompts) if prompt_key(p) not in keys]
+    keys = {prompt_key(p) for p in set(prompts)}
+    hit = {p: prompt_key(p) in keys for p in set(data.prompts)}  # one key per distinct text
+    keep = [i for i, p in enumerate(data.prompts) if not hit[p]]
     return data.subset(keep), len(data) - len(keep)
