@@ -20,8 +20,7 @@ calibrator has seen about that many completions.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,9 +29,9 @@ import numpy as np
 from ssjf.bench.policies_matrix import default_policy, engine_preset
 from ssjf.bench.policies_workloads import BenchWorkload, WorkloadConfig, build_workloads
 from ssjf.bench.runner import ExperimentResult, RunSettings, parse_policies, run_experiment
+from ssjf.bench.windows import span_figures, window_bounds
 from ssjf.estimate import LengthEstimate
-from ssjf.metrics.compare import oracle_gain_fraction
-from ssjf.stats import kendall_tau_b, mean, percentile
+from ssjf.stats import kendall_tau_b
 from ssjf.workload.pool import Pool
 
 #: The streams: the bench's workload, and the constructed harder one.
@@ -129,48 +128,6 @@ def build_streams(cfg: CalibrationConfig) -> list[BenchWorkload]:
     base.describe["constructed"] = False
     make = {"unseen-models": lambda: base, "unseen-models-x3": lambda: stretch_held_out(base)}
     return [make[s]() for s in cfg.streams]
-
-
-def window_bounds(n: int, window: int) -> list[tuple[int, int]]:
-    """[start, stop) of each window over ``n`` requests: consecutive, covering all of them."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    return [(k, min(k + window, n)) for k in range(0, n, window)]
-
-
-def span_figures(
-    jcts: Mapping[str, Sequence[np.ndarray]],
-    start: int,
-    stop: int,
-    *,
-    scales: Mapping[str, Sequence[np.ndarray]] | None = None,
-    baseline: str = "fcfs",
-    oracle: str = "sjf",
-) -> dict[str, dict[str, float | None]]:
-    """Figures of requests ``start:stop`` (arrival order) per policy, per-seed values averaged.
-
-    ``jcts``: label -> one JCT array per seed, in arrival order, all on the same jobs.
-    ``scales``: label -> per-seed arrays of the held-out requests' calibration scale
-    (NaN for other requests).
-    """
-    means = {k: mean([mean(a[start:stop]) for a in v]) for k, v in jcts.items()}
-    p99s = {k: mean([percentile(a[start:stop], 99) for a in v]) for k, v in jcts.items()}
-    out: dict[str, dict[str, float | None]] = {}
-    for label in jcts:
-        share = oracle_gain_fraction(means[label], means[baseline], means[oracle])
-        row: dict[str, float | None] = {
-            "jct_mean": means[label],
-            "jct_p99": p99s[label],
-            "oracle_gain_share": None if math.isnan(share) else share,
-            "p99_vs_fcfs": p99s[label] / p99s[baseline] if p99s[baseline] > 0 else None,
-            "held_out_scale": None,
-        }
-        if scales is not None and label in scales:
-            vals = np.concatenate([s[start:stop] for s in scales[label]])
-            vals = vals[np.isfinite(vals)]
-            row["held_out_scale"] = mean(vals) if vals.size else None
-        out[label] = row
-    return out
 
 
 class _Capture:

@@ -47,6 +47,41 @@ def bench_predictor_cmd(
         help="Save the best predictor and the held-out sets (JSONL) here, to replay with "
         "`ssjf simulate -w jsonl:DIR/alpaca_eval_heldout.jsonl --predictor DIR/predictor-FAMILY`.",
     ),
+    splits: str | None = typer.Option(
+        None,
+        "--splits",
+        help="Generalization splits instead of the fixed split: in-dist, unseen-models, "
+        "cross-collection (comma-separated), or all; see docs/predictors.md.",
+    ),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="Training data of --splits: legacy or diverse (default diverse)."
+    ),
+    online: bool = typer.Option(
+        False,
+        "--online",
+        help="Instead: replay a stream dominated by generators absent from training and show "
+        "the learning curve of the shipped predictor alone, calibrated, and retrained "
+        "(--families picks the shipped family, default tfidf; see docs/predictors.md).",
+    ),
+    online_requests: int | None = typer.Option(
+        None, "--online-requests", min=20, help="--online: requests per seed (default 3000)."
+    ),
+    online_seeds: int | None = typer.Option(
+        None, "--online-seeds", min=1, help="--online: seeds (default 3)."
+    ),
+    online_window: int | None = typer.Option(
+        None, "--online-window", min=1, help="--online: requests per window (default 200)."
+    ),
+    retrain: str | None = typer.Option(
+        None,
+        "--retrain",
+        metavar="SPEC",
+        help="--online: retrain settings, e.g. every=500:min_records=200:holdout=200 "
+        "(default every=200; the rest RetrainSettings' defaults).",
+    ),
+    online_plot: Path | None = typer.Option(
+        None, "--online-plot", help="--online: PNG of tau and share per window."
+    ),
 ) -> None:
     """Tau per generator, MAE, CPU latency and throughput for each family on held-out prompts."""
     # One core for the latency figures: BLAS/OpenMP pools read these at import time.
@@ -57,10 +92,38 @@ def bench_predictor_cmd(
     from ssjf.predict.split import DEFAULT_SEED
 
     err = Console(stderr=True, soft_wrap=True)
+    if recipe is not None and splits is None:
+        raise typer.BadParameter("--recipe applies to --splits only", param_hint="--recipe")
+    online_only = {"--online-requests": online_requests, "--online-seeds": online_seeds,
+                   "--online-window": online_window, "--retrain": retrain,
+                   "--online-plot": online_plot}  # fmt: skip
+    stray = [k for k, v in online_only.items() if v is not None]
+    if stray and not online:
+        raise typer.BadParameter(f"{stray[0]} applies to --online only", param_hint=stray[0])
+    if online:  # the online replay (ssjf.bench.online_replay)
+        from ssjf.cli.bench_online import run_online_cli
+
+        fams = [f.strip() for f in (families or "tfidf").split(",") if f.strip()]
+        if len(fams) != 1 or fams[0] == "all":
+            raise typer.BadParameter("--online replays one family", param_hint="--families")
+        need_families(fams, "ssjf bench predictor --online")
+        require_extra("predict", "ssjf bench predictor --online")
+        if online_plot is not None:
+            require_extra("plot", "ssjf bench predictor --online-plot")
+        run_online_cli(family=fams[0], requests=online_requests, seeds=online_seeds,
+                       window=online_window, retrain=retrain, json_out=json_out,
+                       plot=online_plot)  # fmt: skip
+        return
     names = tuple(f.strip() for f in families.split(",") if f.strip()) if families else None
     run = default_families(include_all=names == ("all",)) if names in (None, ("all",)) else names
     need_families(run, "ssjf bench predictor")
     require_extra("predict", "ssjf bench predictor")
+    if splits is not None:  # the generalization splits (ssjf.bench.predictor_splits)
+        from ssjf.cli.bench_generalization import run_splits
+
+        s = DEFAULT_SEED if seed is None else seed
+        run_splits(splits, recipe, names, seed=s, latency=latency_single, json_out=json_out)
+        return
     cfg = BenchConfig(
         families=names,
         seed=DEFAULT_SEED if seed is None else seed,
