@@ -12,8 +12,9 @@ tau 0.65. So instead of one noisy regressor per model we
 4. map the score to each model with ``y ~ a_m + b_m * score`` fitted on out-of-fold
    scores (honest scale), plus residual quantiles for an interval.
 
-A model never seen in training (or ``None``) gets the global map: the
-unconditioned estimate. Within one model the order is the order of the shared
+A model never seen in training gets, when ``name_alpha`` is set, a map predicted
+from its name (:mod:`ssjf.predict.name_map`: family, size, reasoning, ...); otherwise,
+and for ``None``, the global map: the unconditioned estimate. Within one model the order is the order of the shared
 score, so per-model Kendall tau is the score's tau.
 """
 
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ssjf.predict.name_map import NameMap
 
 #: Key for records without a model name while fitting (never a real model's name).
 NO_MODEL = "\x00none"
@@ -144,6 +147,25 @@ def prompt_targets(
     )
 
 
+def balance_weights(weight: np.ndarray, groups: np.ndarray, power: float) -> np.ndarray:
+    """``weight`` rescaled per group so that the groups' totals move towards equal.
+
+    ``power`` 0: unchanged; 1: every group (collection) sums to the same total, so a
+    collection of 5,000 one-answer prompts does not outvote one of 800 well-measured
+    ones, nor the reverse. One group: only a constant factor (nothing changes after
+    the usual normalisation to mean 1).
+    """
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"balance must be in [0, 1], got {power}")
+    w = np.asarray(weight, dtype=float)
+    if power == 0.0 or len(w) == 0:
+        return w.copy()
+    names, inv = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    totals = np.bincount(inv, weights=w, minlength=len(names))
+    scale = (totals.mean() / np.maximum(totals, 1e-12)) ** power
+    return w * scale[inv]
+
+
 def model_means(y: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, dict[str, float]]:
     """Per-record mean log length of its model, and the per-model means."""
     names = [NO_MODEL if m is None else m for m in models]
@@ -167,16 +189,35 @@ class ModelCalibration:
     #: log E[exp(residual)] per model ("" = global): turns the log-space centre into
     #: the mean length, the ordering key that minimises mean JCT on a serial engine.
     log_mean_exp: dict[str, float] = field(default_factory=dict)
+    #: Maps of unseen models from their names (None: the global map, as before).
+    name_map: NameMap | None = None
+    _by_name: dict[str, tuple[float, float, tuple[float, ...], float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    #: Per seen model, the variance of its scores over the variance of all (capped at 1):
+    #: the weight of its map in the name ridge. Not saved: only fitting reads it.
+    _spread: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     def fit(
-        self, y: np.ndarray, score: np.ndarray, models: Sequence[str | None], *, use_models: bool
+        self,
+        y: np.ndarray,
+        score: np.ndarray,
+        models: Sequence[str | None],
+        *,
+        use_models: bool,
+        name_alpha: float | None = None,
     ) -> ModelCalibration:
-        """Fit the maps on out-of-fold scores ``score`` (one per record)."""
+        """Fit the maps on out-of-fold scores ``score`` (one per record).
+
+        ``name_alpha``: ridge strength of the name-based map for unseen models (None:
+        unseen models get the global map).
+        """
         a, b = _affine(y, score)
         self.global_ab = (a, b)
         self.global_q = _resid_quantiles(y - (a + b * score), self.levels)
         self.log_mean_exp = {"": _log_mean_exp(y - (a + b * score))}
         self.per_model = {}
+        self._spread = {}
         if not use_models:
             return self
         names = np.array([NO_MODEL if m is None else m for m in models], dtype=object)
@@ -188,32 +229,75 @@ class ModelCalibration:
             q = _resid_quantiles(y[mask] - (ma + mb * score[mask]), self.levels)
             self.per_model[str(name)] = (ma, mb, q)
             self.log_mean_exp[str(name)] = _log_mean_exp(y[mask] - (ma + mb * score[mask]))
+            # How much of the score range the model's prompts span (1 = as much as all).
+            self._spread[str(name)] = min(
+                1.0, float(np.var(score[mask])) / max(float(np.var(score)), 1e-12)
+            )
+        return self.fit_names(name_alpha)
+
+    def fit_names(self, name_alpha: float | None) -> ModelCalibration:
+        """(Re)fit only the name-based map of unseen models from the seen models' maps
+        (None: none). Cheap: it reads the fitted per-model maps, not the records."""
+        self._by_name = {}
+        self.name_map = None
+        if name_alpha is not None and self.per_model:
+            names = list(self.per_model)
+            self.name_map = NameMap(alpha=float(name_alpha)).fit(
+                names,
+                np.array([self._deviation(m) for m in names]),
+                np.array([self._spread.get(m, 1.0) for m in names]),
+            )
         return self
+
+    def _deviation(self, model: str) -> np.ndarray:
+        """A seen model's map minus the global one: ``[da, db, dq..., dlme]``."""
+        ma, mb, q = self.per_model[model]
+        ga, gb = self.global_ab
+        dq = np.subtract(q, self.global_q) if len(q) == len(self.global_q) else np.zeros(0)
+        dlme = self.log_mean_exp.get(model, 0.0) - self.log_mean_exp.get("", 0.0)
+        return np.concatenate([[ma - ga, mb - gb], dq, [dlme]])
+
+    def entry(self, model: str | None) -> tuple[float, float, tuple[float, ...], float]:
+        """``(a, b, residual quantiles, log-mean-exp)`` for ``model``: its own map when
+        seen, else one predicted from its name (when fitted), else the global map."""
+        glob_lme = self.log_mean_exp.get("", 0.0)
+        if model is None:
+            return (*self.global_ab, self.global_q, glob_lme)
+        seen = self.per_model.get(model)
+        if seen is not None:
+            return (*seen, self.log_mean_exp.get(model, glob_lme))
+        if self.name_map is None or not self.name_map.fitted:
+            return (*self.global_ab, self.global_q, glob_lme)
+        cached = self._by_name.get(model)
+        if cached is None:
+            dev = self.name_map.predict(model)
+            assert dev is not None
+            ga, gb = self.global_ab
+            nq = len(self.global_q)
+            q = tuple(sorted(float(v) for v in np.add(self.global_q, dev[2 : 2 + nq])))
+            cached = (
+                ga + float(dev[0]),
+                max(gb + float(dev[1]), 0.0),
+                q,
+                glob_lme + float(dev[-1]),
+            )
+            if len(self._by_name) < 10_000:  # bounded: names come from requests
+                self._by_name[model] = cached
+        return cached
 
     def apply(self, score: np.ndarray, models: Sequence[str | None]) -> tuple[np.ndarray, list]:
         """Predicted log lengths and, per record, the residual quantiles to add."""
         out = np.empty(len(score))
         quants: list[tuple[float, ...]] = []
         for i, (s, m) in enumerate(zip(score, models, strict=True)):
-            entry = self.per_model.get(m) if m is not None else None
-            if entry is None:
-                a, b = self.global_ab
-                q = self.global_q
-            else:
-                a, b, q = entry
+            a, b, q, _ = self.entry(m)
             out[i] = a + b * s
             quants.append(q)
         return out, quants
 
     def mean_shift(self, models: Sequence[str | None]) -> np.ndarray:
         """Per record, what to add to ``a + b*score`` to get log1p of the mean length."""
-        glob = self.log_mean_exp.get("", 0.0)
-        return np.array(
-            [
-                self.log_mean_exp.get(m, glob) if m is not None and m in self.per_model else glob
-                for m in models
-            ]
-        )
+        return np.array([self.entry(m)[3] for m in models])
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (saved next to the weights)."""
@@ -222,6 +306,7 @@ class ModelCalibration:
             "global": [*self.global_ab, list(self.global_q)],
             "models": {k: [a, b, list(q)] for k, (a, b, q) in self.per_model.items()},
             "log_mean_exp": self.log_mean_exp,
+            **({"name_map": self.name_map.to_json()} if self.name_map is not None else {}),
         }
 
     @classmethod
@@ -237,6 +322,8 @@ class ModelCalibration:
                 k: (float(a), float(b), tuple(float(v) for v in q))
                 for k, (a, b, q) in data["models"].items()
             },
+            # Saves from before the name-based map have none: unseen models get the global map.
+            name_map=NameMap.from_json(data["name_map"]) if "name_map" in data else None,
         )
 
 

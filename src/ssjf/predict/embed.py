@@ -160,14 +160,8 @@ class EmbedQuantilePredictor(EmbedRidgePredictor):
     def _qfeatures(
         self, logp: np.ndarray, prompts: Sequence[str], models: Sequence[str | None]
     ) -> np.ndarray:
-        offs = np.array(
-            [
-                self.calibration.per_model.get(m, (*self.calibration.global_ab, ()))[0]
-                if m is not None
-                else self.calibration.global_ab[0]
-                for m in models
-            ]
-        )
+        # The model's offset: its own, one predicted from its name, or the global one.
+        offs = np.array([self.calibration.entry(m)[0] for m in models])
         words = length_features(prompts)[:, 0]
         return np.column_stack([np.ones_like(logp), logp, logp**2, words, offs])
 
