@@ -13,7 +13,9 @@ Choices, and why:
 - **Censoring.** A request stopped by ``max_tokens`` only says ``length >=
   max_tokens``. Ratios are estimated with Kaplan-Meier on the log-ratios, so a
   censored one is never taken as a true length: it only keeps its weight "at
-  risk" above its value. Quantiles the data cannot reach (every remaining
+  risk" above its value, so censoring never lowers a quantile of the ratios. (The
+  scale, their mean, can dip slightly: the exponential tail grows with the gap
+  between the top two levels, so lifting only the 0.90 quantile shrinks it.) Quantiles the data cannot reach (every remaining
   completion censored) are put at the largest value seen, a lower bound.
 - **Scale = expected ratio.** The corrected point is the mean of the corrected
   distribution (quantile function averaged on the same 64-level grid that
@@ -38,12 +40,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from itertools import pairwise
 from statistics import NormalDist
 
 from ssjf.calibration_window import GRID, RatioWindow, grid_mean
 from ssjf.estimate import LengthEstimate
+from ssjf.numeric_spec import parse_numeric_spec
 
 #: Keys of a calibration spec (short names for the command line) -> setting names.
 SPEC_KEYS = {"window": "window", "prior": "prior_count", "prior_count": "prior_count",
@@ -99,24 +102,7 @@ class CalibrationSettings:
     @classmethod
     def parse(cls, spec: str) -> CalibrationSettings:
         """``"on"`` (or empty) -> defaults; ``"window=256,sigma=0.6,prior=10,models=16"``."""
-        spec = spec.strip()
-        if spec.lower() in ("", "on", "true", "default"):
-            return cls()
-        ints = {f.name for f in fields(cls) if f.type in ("int", int)}
-        values: dict[str, float | int] = {}
-        for item in (p.strip() for p in spec.split(",")):
-            key, eq, value = item.partition("=")
-            name = SPEC_KEYS.get(key.strip().replace("-", "_"))
-            if not eq or name is None:
-                known = ", ".join(sorted(SPEC_KEYS))
-                raise ValueError(f"calibration spec {spec!r}: expected key=value of {known}")
-            try:
-                values[name] = int(value) if name in ints else float(value)
-            except ValueError:
-                raise ValueError(
-                    f"calibration spec {spec!r}: {key}={value!r} is no number"
-                ) from None
-        return cls(**values)  # type: ignore[arg-type]
+        return parse_numeric_spec(cls, spec, SPEC_KEYS, "calibration", ",")
 
 
 class Calibrator:

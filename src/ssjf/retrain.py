@@ -46,10 +46,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ssjf.estimate import LengthEstimate
+from ssjf.numeric_spec import parse_numeric_spec
 from ssjf.stats import kendall_tau_b, mean
 
 if TYPE_CHECKING:
@@ -113,22 +114,7 @@ class RetrainSettings:
     @classmethod
     def parse(cls, spec: str) -> RetrainSettings:
         """``"on"`` (or empty) -> defaults; ``"every=200:holdout=100"`` (``:`` or ``,``)."""
-        spec = spec.strip()
-        if spec.lower() in ("", "on", "true", "default"):
-            return cls()
-        ints = {f.name for f in fields(cls) if f.type in ("int", int)}
-        values: dict[str, float | int] = {}
-        for item in (p.strip() for p in spec.replace(",", ":").split(":")):
-            key, eq, value = item.partition("=")
-            name = SPEC_KEYS.get(key.strip().replace("-", "_"))
-            if not eq or name is None:
-                known = ", ".join(sorted(SPEC_KEYS))
-                raise ValueError(f"retrain spec {spec!r}: expected key=value of {known}")
-            try:
-                values[name] = int(value) if name in ints else float(value)
-            except ValueError:
-                raise ValueError(f"retrain spec {spec!r}: {key}={value!r} is no number") from None
-        return cls(**values)  # type: ignore[arg-type]
+        return parse_numeric_spec(cls, spec, SPEC_KEYS, "retrain", ":,")
 
 
 @dataclass(frozen=True, slots=True)

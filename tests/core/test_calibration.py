@@ -15,15 +15,6 @@ from ssjf.calibration import LEVELS, CalibrationSettings, Calibrator
 from ssjf.calibration_window import GRID, RatioWindow, grid_mean
 from ssjf.estimate import LengthEstimate
 
-# (model, predicted, actual, censored) completions.
-completion = st.tuples(
-    st.sampled_from(["a", "b", None]),
-    st.floats(1.0, 2000.0),
-    st.integers(0, 5000),
-    st.booleans(),
-)
-
-
 def fed(items: Sequence[tuple[str | None, float, int, bool]], **kw: Any) -> Calibrator:
     cal = Calibrator(CalibrationSettings(**kw))
     for model, pred, actual, censored in items:
@@ -70,29 +61,15 @@ def test_an_estimate_with_quantiles_keeps_its_shape() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(items=st.lists(completion, min_size=1, max_size=60), pick=st.integers(0, 59))
-def test_a_censored_length_never_lowers_the_scale_below_the_same_length_as_truth(
-    items: list[tuple[str | None, float, int, bool]], pick: int
-) -> None:
-    i = pick % len(items)
-    exact = [*items[:i], (*items[i][:3], False), *items[i + 1 :]]
-    cut = [*items[:i], (*items[i][:3], True), *items[i + 1 :]]
-    a, b = fed(exact, window=64), fed(cut, window=64)
-    # The scale is the mean of the quantile function with its exponential upper tail,
-    # whose scale is the gap between the top two levels: the 0.90 level carries a
-    # negative weight (-0.014), so a censored value that lifts only that quantile can
-    # lower the mean slightly (found: 1.852 vs 1.861). The quantiles themselves never
-    # drop (next test); the scale stays within that weight's reach.
-    for model in ("a", "b", None, "unseen"):
-        assert b.scale(model) >= a.scale(model) * (1 - 0.02)
-
-
-@settings(max_examples=150, deadline=None)
 @given(values=st.lists(st.tuples(st.floats(-5, 5), st.booleans()), min_size=1, max_size=60),
        pick=st.integers(0, 59))  # fmt: skip
 def test_censoring_a_value_never_lowers_a_kaplan_meier_quantile(
     values: list[tuple[float, bool]], pick: int
 ) -> None:
+    # The invariant is on the quantiles. The scale (their mean, with the exponential
+    # upper tail whose size is the gap between the top two levels) weighs the 0.90
+    # level negatively, so censoring can lower it a little (Hypothesis found 2.22 vs
+    # 2.27 when it lifts only that quantile): see ssjf.calibration's module doc.
     i = pick % len(values)
     exact, cut = RatioWindow(64), RatioWindow(64)
     for j, (v, censored) in enumerate(values):
