@@ -15,6 +15,7 @@ from ssjf.calibration import LEVELS, CalibrationSettings, Calibrator
 from ssjf.calibration_window import GRID, RatioWindow, grid_mean
 from ssjf.estimate import LengthEstimate
 
+
 def fed(items: Sequence[tuple[str | None, float, int, bool]], **kw: Any) -> Calibrator:
     cal = Calibrator(CalibrationSettings(**kw))
     for model, pred, actual, censored in items:
