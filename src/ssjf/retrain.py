@@ -47,7 +47,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ssjf.estimate import LengthEstimate
 from ssjf.numeric_spec import parse_numeric_spec
@@ -274,9 +274,8 @@ class Retrainer:
         if not lengths:
             raise ValueError("no training records left after removing the holdout's prompts")
         candidate = type(serving)(**serving.params)
-        # Families that balance collections (a `balance` parameter) see traffic as one.
-        extra: dict[str, Any] = {"datasets": datasets} if serving.params.get("balance") else {}
-        candidate.fit(prompts, lengths, models, **extra)
+        # Families that read collections (e.g. `balance`) see traffic as one.
+        candidate.fit_records(prompts, lengths, models, datasets)
         fit_s = time.perf_counter() - t0
         scored = [c for c in hold if not c.censored]
         h_prompts = [c.prompt for c in scored]

@@ -234,9 +234,14 @@ class _Balanced(ConstantPredictor):
         self.params["balance"] = balance
 
     def fit(
-        self, prompts: Sequence[str], lengths: Sequence[float], models: Any = None, **kw: Any
+        self,
+        prompts: Sequence[str],
+        lengths: Sequence[float],
+        models: Any = None,
+        *,
+        datasets: Sequence[str] | None = None,
     ) -> Any:
-        self.got.append(kw.get("datasets"))
+        self.got.append(None if datasets is None else list(datasets))
         return super().fit(prompts, lengths, models)
 
 

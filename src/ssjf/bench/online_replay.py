@@ -304,7 +304,9 @@ def run_online(
     if predictor is None:
         predictor = make_predictor(cfg.family)
         t1 = time.perf_counter()
-        predictor.fit(data.train.prompts, data.train.lengths, data.train.models)
+        predictor.fit_records(
+            data.train.prompts, data.train.lengths, data.train.models, data.train.datasets
+        )
         fit_s = time.perf_counter() - t1
     total = len(cfg.seeds) * (len(BASELINES) + len(cfg.arms))
     done = 0

@@ -135,7 +135,9 @@ def bench_family(
     merged = {**cls.bench_params, **(params or {})}
     predictor = make_predictor(family, **merged)
     t0 = time.perf_counter()
-    predictor.fit(data.train.prompts, data.train.lengths, data.train.models)
+    predictor.fit_records(
+        data.train.prompts, data.train.lengths, data.train.models, data.train.datasets
+    )
     fit_s = time.perf_counter() - t0
     rows = []
     lat: dict[str, float] | None = None

@@ -147,7 +147,7 @@ def _family_rows(
     predictor = make_predictor(family, **{**cls.bench_params, **cfg.params.get(family, {})})
     tr = training.train
     t0 = time.perf_counter()
-    predictor.fit(tr.prompts, tr.lengths, tr.models)
+    predictor.fit_records(tr.prompts, tr.lengths, tr.models, tr.datasets)
     fit_s = time.perf_counter() - t0
     rows = []
     for name, test in training.tests.items():

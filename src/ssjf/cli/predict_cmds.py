@@ -185,7 +185,7 @@ def train_cmd(
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
         t0 = time.perf_counter()
-        predictor.fit(train.prompts, train.lengths, train.models)
+        predictor.fit_records(train.prompts, train.lengths, train.models, train.datasets)
         fit_s = time.perf_counter() - t0
         predictor.training.update(
             data=list(data),

@@ -78,6 +78,21 @@ class Predictor(ABC):
     ) -> P:
         """Train on prompts and their true output lengths (tokens), optionally per model."""
 
+    def fit_records(
+        self: P,
+        prompts: Sequence[str],
+        lengths: Sequence[float],
+        models: Sequence[str | None] | None,
+        datasets: Sequence[str],
+    ) -> P:
+        """``fit``, telling families whose ``fit`` reads collections (``datasets=``, e.g.
+        the score families' ``balance``) which collection each record comes from."""
+        import inspect
+
+        if "datasets" in inspect.signature(self.fit).parameters:
+            return self.fit(prompts, lengths, models, datasets=datasets)  # type: ignore[call-arg]
+        return self.fit(prompts, lengths, models)
+
     def predict(
         self, prompts: Sequence[str], models: Sequence[str | None] | None = None
     ) -> list[LengthEstimate]:
