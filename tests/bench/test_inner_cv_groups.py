@@ -72,3 +72,13 @@ def test_run_reports_every_fold_and_name_map_strength() -> None:
         assert np.isfinite(r["tau_mean"]) and r["mae"] > 0
     # tau_mean reads model scores: the name map does not move it
     assert out[0]["tau_mean"] == pytest.approx(out[1]["tau_mean"])
+
+
+def test_inner_cv_never_reads_a_test_target_or_its_sibling() -> None:
+    from ssjf.bench.inner_cv_groups import FORBIDDEN, TRAIN_COLLECTIONS
+    from ssjf.bench.predictor_splits import CROSS_TARGETS, SIBLINGS
+
+    for target in CROSS_TARGETS:
+        assert target in FORBIDDEN
+        assert all(s in FORBIDDEN for s in SIBLINGS.get(target, ()))
+    assert not set(FORBIDDEN) & set(TRAIN_COLLECTIONS)

@@ -58,7 +58,7 @@ def test_online_defaults(captured: list) -> None:
     assert res.exit_code == 0, res.output
     (cfg,) = captured
     assert (cfg.seeds, cfg.window, cfg.marks) == ((0, 1, 2), 200, (200, 1000))
-    assert (cfg.retrain_settings.every, cfg.retrain_settings.min_records) == (200, 200)
+    assert (cfg.retrain_settings.every, cfg.retrain_settings.min_records) == (500, 200)
     assert "retrained_beats_calibrated_after_1000" in res.output
 
 

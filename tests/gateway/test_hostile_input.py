@@ -407,6 +407,9 @@ def test_min_tokens_and_ignore_eos_set_a_floor():
         json.dumps({"prompt": "x", "max_tokens": 900, "ignore_eos": True}).encode(), False
     )
     assert p.min_output == 900
+    # Without max_tokens the engine's default limit applies: a long forced job, never short.
+    p = parse_request(json.dumps({"prompt": "x", "ignore_eos": True}).encode(), False)
+    assert p.max_tokens is None and p.min_output == BodyLimits().max_tokens_limit
     with pytest.raises(GatewayError):
         parse_request(json.dumps({"prompt": "x", "ignore_eos": "yes"}).encode(), False)
 

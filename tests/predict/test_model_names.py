@@ -82,3 +82,17 @@ def test_never_raises(name: object) -> None:
 def test_matrix_shape() -> None:
     assert name_matrix([]).shape == (0, len(FEATURE_NAMES))
     assert name_matrix(["a", "b-7b"]).shape == (2, len(FEATURE_NAMES))
+
+
+def test_versioned_short_family_tokens_and_long_names() -> None:
+    import time
+
+    assert parse_model_name("phi3").family == "phi"
+    assert parse_model_name("phi3.5:3.8b").family == "phi"
+    assert parse_model_name("philosopher-7b").family is None
+    assert parse_model_name("o100").family is None
+    # A client-chosen name of any length parses in bounded time (the size pattern is
+    # anchored; names are read up to MAX_NAME_CHARS).
+    t0 = time.process_time()
+    assert parse_model_name("1" * 50_000 + "x2b").params_b is None
+    assert time.process_time() - t0 < 1.0

@@ -7,10 +7,12 @@ splits train on, with the same kind of hold-out:
 
 * ``collection``: leave one *training* collection out at a time (alpaca_eval and
   flask only on their training side of the bench's 25% prompt-id split; alpaca5k,
-  codealpaca2k, routellm_gsm8k whole), train on the rest with the held-out
+  codealpaca2k whole), train on the rest with the held-out
   collection's texts removed (:func:`ssjf.predict.split.drop_prompts`), score the
   held-out collection. sharegpt, zeroeval and gpteacher are the cross-collection
-  test targets: never loaded.
+  test targets, routellm_gsm8k holds zeroeval's GSM8K questions: never loaded. The
+  claude and gpt4 generator families (the unseen-model split's) are left out of
+  every grouping.
 * ``generator-family``: on the training side of alpaca_eval + flask, leave one
   generator family out (llama, mistral, vicuna, tulu, ...; never claude or gpt4,
   the bench's held-out families, whose records are left out of training too, as in
@@ -49,9 +51,10 @@ from ssjf.stats import kendall_tau_b
 #: Collections the bench splits by prompt id (only their training side is read here).
 SPLIT_COLLECTIONS = ("alpaca_eval", "flask")
 #: Every collection an inner fold may hold out or train on.
-TRAIN_COLLECTIONS = (*SPLIT_COLLECTIONS, "alpaca5k", "codealpaca2k", "routellm_gsm8k")
-#: The cross-collection test targets: never read by an inner CV.
-FORBIDDEN = ("sharegpt", "zeroeval", "gpteacher")
+TRAIN_COLLECTIONS = (*SPLIT_COLLECTIONS, "alpaca5k", "codealpaca2k")
+#: The cross-collection test targets and their siblings (routellm_gsm8k holds zeroeval's
+#: GSM8K questions: ssjf.bench.predictor_splits.SIBLINGS): never read by an inner CV.
+FORBIDDEN = ("sharegpt", "zeroeval", "gpteacher", "routellm_gsm8k")
 #: The bench's held-out generator families (unseen-model split): never trained on nor scored.
 HELD_FAMILIES = ("claude", "gpt4")
 GROUPINGS = ("collection", "generator-family")
@@ -84,6 +87,10 @@ def load_training(
                 keep = set(list(dict.fromkeys(whole.prompt_ids))[:cap])
                 whole = whole.subset(i for i, p in enumerate(whole.prompt_ids) if p in keep)
             data.extend(whole)
+    # The bench's held-out generator families are never trained on nor scored.
+    from ssjf.bench.policies_workloads import in_families
+
+    data = data.subset(i for i, m in enumerate(data.models) if not in_families(m, HELD_FAMILIES))
     return drop_prompts(data, held)[0]
 
 

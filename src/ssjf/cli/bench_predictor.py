@@ -77,7 +77,7 @@ def bench_predictor_cmd(
         "--retrain",
         metavar="SPEC",
         help="--online: retrain settings, e.g. every=500:min_records=200:holdout=200 "
-        "(default every=200; the rest RetrainSettings' defaults).",
+        "(default: RetrainSettings' defaults, every=500 after the first at 200).",
     ),
     online_plot: Path | None = typer.Option(
         None, "--online-plot", help="--online: PNG of tau and share per window."

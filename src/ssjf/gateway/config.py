@@ -145,11 +145,12 @@ class GatewayConfig(BaseModel):
     #: Most recent completions kept out of a candidate's training to compare it with the
     #: serving predictor (and the window of the drift gauge).
     retrain_holdout: int = Field(default=200, ge=2)
-    #: Completions kept for training (oldest dropped): bounds memory (prompts are cut to
-    #: 4,000 characters) and the fit's cost.
-    retrain_max_records: int = Field(default=20_000, ge=4, le=1_000_000)
-    #: Holdout tau a candidate must gain over the serving predictor to be swapped in.
-    retrain_min_gain: float = Field(default=0.0, ge=0, lt=2)
+    #: Completions kept for training (oldest dropped; also at most 64M prompt characters
+    #: in all, ssjf.retrain.RetrainSettings.max_buffer_chars): memory and the fit's cost.
+    retrain_max_records: int = Field(default=20_000, ge=4, le=200_000)
+    #: Holdout tau a candidate must gain over the serving predictor to be swapped in
+    #: (200 pairs: a standard error of ~0.05; a swap restarts calibration).
+    retrain_min_gain: float = Field(default=0.02, ge=0, lt=2)
     #: Data every candidate trains on besides traffic (ssjf.predict.data.load_data specs:
     #: collection names or files), loaded at start: what the shipped predictor knew.
     retrain_base_data: list[str] = Field(default_factory=list)

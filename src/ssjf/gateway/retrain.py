@@ -117,7 +117,9 @@ class GatewayRetraining:
         length_finish: bool,
     ) -> bool:
         """Feed one finished request if it qualifies (calibration's rules); True when it did."""
-        if actual is None or status != 200 or parsed.n != 1 or parsed.min_output > 0:
+        if actual is None or actual < 0 or status != 200 or parsed.n != 1:
+            return False
+        if parsed.min_output > 0:  # min_tokens / ignore_eos: the client forced the length
             return False
         limit = parsed.work_limit
         censored = length_finish or (limit is not None and actual >= limit)
@@ -143,6 +145,9 @@ class GatewayRetraining:
         """In the retrain thread: hand the event (and the predictor now serving) to the loop."""
         loop = self._loop
         if loop is None or loop.is_closed():
+            log.warning(
+                "retrain %s: no event loop to apply it on (gateway stopping)", event.outcome
+            )
             return
         with contextlib.suppress(RuntimeError):  # the loop closed since the check
             loop.call_soon_threadsafe(self._apply, event, self.retrainer.predictor)
@@ -153,6 +158,7 @@ class GatewayRetraining:
         self.last = event
         if event.swapped:
             self.runner.predictor = predictor
+            self.recent.clear()  # the drift window measured the old predictor's points
             if self.calibration is not None:
                 self.calibration.calibrator = Calibrator(self.calibration.calibrator.settings)
         log.info(

@@ -350,7 +350,9 @@ def parse_request(raw: bytes, chat: bool, limits: BodyLimits | None = None) -> P
     ignore_eos = body.get("ignore_eos", False)
     if not isinstance(ignore_eos, bool):
         raise bad_request("'ignore_eos' must be a boolean", param="ignore_eos")
-    min_output = max_tokens if ignore_eos and max_tokens is not None else min_tokens
+    # ignore_eos runs to the limit: the stated one, else the engine's default, at least the
+    # largest the gateway accepts (a forced long job must not be scheduled, or learnt, short).
+    min_output = (max_tokens or lim.max_tokens_limit) if ignore_eos else min_tokens
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise bad_request(f"'stream' must be a boolean, got {_brief(stream)}", param="stream")

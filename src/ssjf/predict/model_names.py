@@ -70,7 +70,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 _REASONING = re.compile(r"^(?:o[134](?:$|\d)|r1|qwq|reason\w*|think\w*|thinking|deepthink)$")
 _SMALL = {"mini", "small", "turbo", "flash", "haiku", "instant", "nano", "lite", "tiny", "air"}
-_SIZE_MOE = re.compile(r"(\d+(?:\.\d+)?)\s*x\s*(\d+(?:\.\d+)?)\s*([bm])\b")
+_SIZE_MOE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*x\s*(\d+(?:\.\d+)?)\s*([bm])\b")
+#: Names are read up to this length: real ones are short, and a client-chosen name must
+#: not cost more than a bounded parse.
+MAX_NAME_CHARS = 256
 _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)\s*([bm])\b")
 #: The centre of the size feature: a 30B model reads 0, each factor 10 one unit.
 _SIZE_CENTRE_B = 30.0
@@ -93,17 +96,29 @@ def _normalise(name: str) -> str:
     return s
 
 
+def _matches(token: str, prefix: str) -> bool:
+    """A family token: a prefix, or for short ambiguous ones the whole token with an
+    optional version ("phi3", "phi3.5", "o1" but not "philosopher" or "yield")."""
+    if prefix in _EXACT:
+        return token == prefix or (
+            token.startswith(prefix)
+            and re.fullmatch(r"[\d.]+", token[len(prefix) :]) is not None
+            and prefix not in ("o1", "o3", "o4")
+        )
+    return token.startswith(prefix)
+
+
 def _tokens(s: str) -> list[str]:
     return [t for t in re.split(r"[^a-z0-9.]+", s) if t]
 
 
 def parse_model_name(name: object) -> ModelName:
     """Family, size and flags of ``name`` (any object: non-strings read as empty)."""
-    s = _normalise(name) if isinstance(name, str) else ""
+    s = _normalise(name[:MAX_NAME_CHARS]) if isinstance(name, str) else ""
     toks = _tokens(s)
     family = None
     for fam, prefixes in FAMILIES:
-        if any(t == p or (p not in _EXACT and t.startswith(p)) for t in toks for p in prefixes):
+        if any(_matches(t, p) for t in toks for p in prefixes):
             family = fam
             break
     params = None
