@@ -48,7 +48,9 @@ def print_online(console: Any, doc: dict[str, Any]) -> None:
             ),
         )
     console.print(table)
-    spans = Table(title="after N completions (requests arriving once every arm of the run had N completions)")
+    spans = Table(
+        title="after N completions (requests arriving once every arm of the run had N completions)"
+    )
     for col in ("span", "label"):
         spans.add_column(col, no_wrap=True)
     for col in ("tau", "unseen", "seen", "fresh", "share", "mean JCT", "p99 JCT"):
