@@ -16,8 +16,9 @@ Choices, and why:
 
 - **Censoring.** A request stopped at its limit only says ``length >= limit``.
   It trains with the conditional expectation ``limit + estimate.remaining(limit)``
-  of its serving estimate (>= limit + 1), or the limit without one; it never
-  enters the holdout's tau, which needs true lengths.
+  of its serving estimate (>= limit + 1); served without one (a fallback), the
+  serving predictor's estimate at retrain time stands in. It never enters the
+  holdout's tau, which needs true lengths.
 - **An honest holdout.** The holdout is the *most recent* completions (what the
   next requests look like); records anywhere in the training set whose prompt
   text equals a holdout prompt (:func:`ssjf.predict.split.prompt_key`) are
@@ -143,7 +144,8 @@ class Completion:
     length: int
     #: Stopped by its limit (max_tokens): the true length is at least ``length``.
     censored: bool
-    #: The estimate it was served with: imputes a censored length (None: keep the limit).
+    #: The estimate it was served with: imputes a censored length (None: the limit, or,
+    #: inside a retrain, the serving predictor's estimate).
     estimate: LengthEstimate | None = None
 
     def training_length(self) -> float:
@@ -296,12 +298,22 @@ class Retrainer:
                     lengths.append(float(base.lengths[i]))
                     models.append(base.models[i])
                     datasets.append(base.datasets[i] if i < len(base.datasets) else "base")
+        train = [c for c in train if prompt_key(c.prompt) not in hold_keys]
+        # A censored completion served without a predictor estimate (a fallback after a
+        # timeout): the serving predictor's estimate imputes it, as if it had been served.
+        blind = [i for i, c in enumerate(train) if c.censored and c.estimate is None]
+        if blind:
+            ests = serving.predict(
+                [train[i].prompt for i in blind], [train[i].model for i in blind]
+            )
+            for i, est in zip(blind, ests, strict=True):
+                c = train[i]
+                train[i] = Completion(c.prompt, c.model, c.length, True, est)
         for c in train:
-            if prompt_key(c.prompt) not in hold_keys:
-                prompts.append(c.prompt)
-                lengths.append(c.training_length())
-                models.append(c.model)
-                datasets.append(TRAFFIC_DATASET)
+            prompts.append(c.prompt)
+            lengths.append(c.training_length())
+            models.append(c.model)
+            datasets.append(TRAFFIC_DATASET)
         if not lengths:
             raise ValueError("no training records left after removing the holdout's prompts")
         candidate = type(serving)(**serving.params)

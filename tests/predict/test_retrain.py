@@ -213,7 +213,14 @@ def test_the_candidate_never_trains_on_the_holdout_and_imputes_censored_lengths(
     [(prompts, lengths)] = _Recording.fits
     assert prompts == [_cut(c.prompt, cut) for c in train]
     assert not {prompt_key(p) for p in prompts} & hold_keys
-    assert lengths == [c.training_length() for c in train]
+
+    def expected(c: Completion) -> float:
+        if c.censored and c.estimate is None:  # imputed from the serving predictor
+            est = serving.predict([_cut(c.prompt, cut)], [c.model])[0]
+            return Completion(c.prompt, c.model, c.length, True, est).training_length()
+        return c.training_length()
+
+    assert lengths == [expected(c) for c in train]
     assert all(x >= c.length for x, c in zip(lengths, train, strict=True))
     assert event.holdout == sum(not c.censored for c in kept[len(kept) - h :])
 
@@ -254,3 +261,29 @@ def test_families_that_balance_collections_see_traffic_as_one() -> None:
         r.observe(c)
     r.retrain()
     assert _Balanced.got == [["base"] * 8 + ["traffic"] * 6]
+
+
+def test_a_censored_completion_served_without_an_estimate_is_imputed_by_the_serving_one() -> None:
+    # A fallback-served request stopped at its limit: its length is only a lower bound,
+    # so it trains above the limit (the serving predictor's conditional expectation).
+    from ssjf.predict.baselines import ConstantPredictor
+
+    serving = ConstantPredictor()
+    serving.fit(["a", "b", "c", "d"], [400.0, 500.0, 600.0, 700.0], None)
+    got: list[list[float]] = []
+
+    class Spy(ConstantPredictor):
+        def fit(self, prompts: Any, lengths: Any, models: Any = None) -> Any:
+            got.append([float(x) for x in lengths])
+            return super().fit(prompts, lengths, models)
+
+    spy = Spy()
+    spy.fit(["a", "b", "c", "d"], [400.0, 500.0, 600.0, 700.0], None)
+    got.clear()
+    r = Retrainer(spy, RetrainSettings(min_records=4, holdout=2, min_gain=0.0))
+    for i in range(6):
+        r.observe(Completion(f"prompt {i}", None, 50 + i, censored=(i == 0), estimate=None))
+    event = r.retrain()
+    assert event.error is None and got
+    first = got[-1][0]  # prompt 0, censored at 50 tokens
+    assert first > 50  # imputed above its limit, never trained as if 50 were true

@@ -62,6 +62,10 @@ class TfidfPredictor(ScorePredictor):
             raise TypeError("unseen_ngrams must be 'keep' or 'drop'")
         self._vectorizers: list[Any] | None = None
         self.idf: list[np.ndarray] = []
+        #: IDF of a column no training prompt had (df = 0), per n-gram kind: the "unseen"
+        #: mark. Not ``idf.max()``: once every hashed column is seen (large logs), the
+        #: rarest seen n-grams would be taken for unseen.
+        self.idf_unseen: list[float] = []
         self.len_mean = np.zeros(3)
         self.len_std = np.ones(3)
         self.cue_mean = np.zeros(0)
@@ -104,6 +108,7 @@ class TfidfPredictor(ScorePredictor):
     def _fit_features(self, prompts: Sequence[str]) -> None:
         n = len(prompts)
         self.idf = []
+        self.idf_unseen = [float(np.log(1.0 + n) + 1.0)] * len(self._hashers())
         for k in range(len(self._hashers())):
             counts = self._counts(prompts, k).tocsc()
             df = np.diff(counts.indptr)  # documents per column
@@ -129,7 +134,8 @@ class TfidfPredictor(ScorePredictor):
             # sublinear tf x idf, then l2-normalise rows, all on the CSR data in place
             x.data = np.log1p(x.data) * idf[x.indices]
             if self.params["unseen_ngrams"] == "drop":
-                x.data[idf[x.indices] >= idf.max()] = 0.0  # df = 0 in training
+                # df = 0 in training (a seen column's IDF is lower by >= log 2)
+                x.data[idf[x.indices] >= self.idf_unseen[k] - 1e-9] = 0.0
             rows = np.repeat(np.arange(n), np.diff(x.indptr))
             norms = np.sqrt(np.bincount(rows, weights=x.data**2, minlength=n))
             x.data /= np.maximum(norms[rows], 1e-12)
@@ -190,11 +196,13 @@ class TfidfPredictor(ScorePredictor):
         if self.params["cues"]:
             state.update(cue_mean=self.cue_mean, cue_std=self.cue_std)
         for i, idf in enumerate(self.idf):
-            # Store only columns seen in training; the rest share the maximal IDF.
-            seen = np.flatnonzero(idf < idf.max())
+            # Store only columns seen in training; the rest share the unseen IDF (saved
+            # under its old name: older saves hold idf.max(), the same value whenever
+            # some column was unseen).
+            seen = np.flatnonzero(idf < self.idf_unseen[i] - 1e-9)
             state[f"idf{i}_cols"] = seen
             state[f"idf{i}_vals"] = idf[seen]
-            state[f"idf{i}_max"] = np.array([idf.max()])
+            state[f"idf{i}_max"] = np.array([self.idf_unseen[i]])
         return state
 
     def _set_feature_state(self, state: dict[str, np.ndarray]) -> None:
@@ -204,6 +212,7 @@ class TfidfPredictor(ScorePredictor):
             self.cue_mean, self.cue_std = state["cue_mean"], state["cue_std"]
         n = int(self.params["n_features"])
         self.idf = []
+        self.idf_unseen = [float(state[f"idf{i}_max"][0]) for i in range(len(self._hashers()))]
         for i in range(len(self._hashers())):
             idf = np.full(n, float(state[f"idf{i}_max"][0]))
             idf[state[f"idf{i}_cols"]] = state[f"idf{i}_vals"]
