@@ -242,11 +242,6 @@ class Retrainer:
             self._seen += 1
             return self._due()
 
-    def due(self) -> bool:
-        """Whether enough new completions arrived for a retrain."""
-        with self._lock:
-            return self._due()
-
     def _due(self) -> bool:
         if self._last is None:
             return self._seen >= self.settings.min_records

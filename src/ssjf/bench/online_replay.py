@@ -15,9 +15,9 @@ the paper's cost, Poisson arrivals at ``load``) under:
 Windows of ``window`` requests in arrival order partition each run
 (:mod:`ssjf.bench.windows`): pooled Kendall tau-b of the estimates the requests
 were scheduled with against their true lengths, the share of oracle SJF's
-mean-JCT gain over FCFS on the same requests, mean and p99 JCT, and the retrains
-triggered there. "After N completions" takes, per label and seed, every request
-that arrived after that run's N-th completion. Per-seed figures are averaged.
+mean-JCT gain over FCFS on the same requests, mean and p99 JCT, max wait, and the retrains
+triggered there. "After N completions" takes, per seed, every request that
+arrived once every arm of that run had N completions (one cut for all labels). Per-seed figures are averaged.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class SeedRun:
     unseen: np.ndarray  # bool: the request's generator is absent from training
     arrival: np.ndarray
     jct: dict[str, np.ndarray]
+    wait: dict[str, np.ndarray]  # first wait in the queue (arrival to first admission)
     completion: dict[str, np.ndarray]
     estimate: dict[str, np.ndarray]  # the points the requests were scheduled with
     events: list[dict[str, Any]]
@@ -157,7 +158,7 @@ def run_seed(
         lengths=np.array([j.output_tokens for j in jobs], dtype=float)[order],
         unseen=np.array([j.request.model in unseen_models for j in jobs], dtype=bool)[order],
         arrival=arrival[order],
-        jct={}, completion={}, estimate={}, events=[],
+        jct={}, wait={}, completion={}, estimate={}, events=[],
         repeat=np.array(repeats([stream.prompts[i] for i in order]), dtype=bool),
     )  # fmt: skip
     for label in (*BASELINES, *cfg.arms):
@@ -165,6 +166,7 @@ def run_seed(
         policy = label if label in BASELINES else "ssjf"
         res = simulate(jobs, engine, policy, cost=cost, feedback=fb)
         run.jct[label] = res.jct[order]
+        run.wait[label] = res.queueing_delay[order]
         run.completion[label] = res.completion[order]
         run.estimate[label] = res.predicted_tokens[order]
         if isinstance(fb, RetrainFeedback):
@@ -189,6 +191,10 @@ def _arm_figures(runs: list[SeedRun], label: str, picks: list[Pick]) -> dict[str
     jcts = {k: [r.jct[k] for r in runs] for k in (label, *BASELINES)}
     row: dict[str, float | None] = dict(jct_figures(jcts, picks)[label])
     row["requests"] = float(np.mean([r.lengths[p].size for r, p in zip(runs, picks, strict=True)]))
+    # The longest first wait (mean over seeds): what a starved request saw.
+    waits = [r.wait[label][p] for r, p in zip(runs, picks, strict=True)]
+    maxes = [float(np.max(w)) for w in waits if w.size]
+    row["wait_max"] = float(np.mean(maxes)) if maxes else None
     for key in ("tau", "tau_unseen", "tau_seen", "tau_fresh", "tau_repeat"):
         row[key] = None
     if label not in BASELINES:

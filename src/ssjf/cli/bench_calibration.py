@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +106,7 @@ def bench_calibration_cmd(
         require_extra("plot", "ssjf bench calibration --plot")
     require_extra("predict", "ssjf bench calibration")
     from ssjf.bench.calibration_curve import CalibrationConfig, quick_config, run_curves
-    from ssjf.cli.sim_report import make_console, progress_bar, write_json
+    from ssjf.cli.sim_report import command_line, make_console, progress_bar, write_json
     from ssjf.datadir import DataError
 
     console = make_console()
@@ -131,7 +129,7 @@ def bench_calibration_cmd(
     from ssjf.bench.policies_matrix import default_policy
 
     doc = {
-        "command": "ssjf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": command_line(),
         "machine": machine(),
         "default_policy": default_policy(),
         "config": {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +51,7 @@ def print_online(console: Any, doc: dict[str, Any]) -> None:
     )
     for col in ("span", "label"):
         spans.add_column(col, no_wrap=True)
-    for col in ("tau", "unseen", "seen", "fresh", "share", "mean JCT", "p99 JCT"):
+    for col in ("tau", "unseen", "seen", "fresh", "share", "mean JCT", "p99 JCT", "max wait"):
         spans.add_column(col, justify="right", no_wrap=True)
     spans.add_column("tau / shipped", justify="right")
     spans.add_column("share / shipped", justify="right")
@@ -69,6 +67,7 @@ def print_online(console: Any, doc: dict[str, Any]) -> None:
                 _f(r["oracle_gain_share"], ".0%"),
                 f"{r['jct_mean']:.1f}",
                 f"{r['jct_p99']:.1f}",
+                _f(r["wait_max"], ".1f"),
                 _f(rr.get("tau"), ".2f"),
                 _f(rr.get("oracle_gain_share"), ".2f"),
             )
@@ -101,7 +100,7 @@ def run_online_cli(
     from dataclasses import replace
 
     from ssjf.bench.online_replay import OnlineConfig, config_dict, run_online
-    from ssjf.cli.sim_report import make_console, progress_bar, write_json
+    from ssjf.cli.sim_report import command_line, make_console, progress_bar, write_json
     from ssjf.datadir import DataError
 
     console = make_console()
@@ -119,7 +118,7 @@ def run_online_cli(
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     doc = {
-        "command": "ssjf " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": command_line(),
         "config": config_dict(cfg),
         "result": result,
     }

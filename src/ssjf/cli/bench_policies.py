@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +80,7 @@ def bench_policies_cmd(
         require_extra("plot", "ssjf bench policies --plot")
     require_extra("predict", "ssjf bench policies")
     from ssjf.bench.policies import PoliciesConfig, payload, quick_config, run_bench
-    from ssjf.cli.sim_report import make_console, progress_bar, write_json
+    from ssjf.cli.sim_report import command_line, make_console, progress_bar, write_json
     from ssjf.datadir import DataError
 
     cfg = quick_config() if quick else PoliciesConfig()
@@ -111,7 +109,7 @@ def bench_policies_cmd(
     from ssjf.cli.bench_policies_report import print_report
 
     print_report(console, cfg, res)
-    command = "ssjf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     if json_out is not None:
         write_json(json_out, payload(cfg, res, command))
         console.print(f"wrote {json_out}")

@@ -123,6 +123,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def command_line() -> str:
+    """The command being run, as a shell would take it back (recorded in JSON outputs)."""
+    import shlex
+
+    return "ssjf " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def is_stdout(path: str | Path | None) -> bool:
     """``-`` names standard output (``--json -``)."""
     return path is not None and str(path) == "-"

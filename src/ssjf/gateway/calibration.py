@@ -33,6 +33,26 @@ if TYPE_CHECKING:
     from ssjf.gateway.config import GatewayConfig
 
 
+def taught_length(
+    *,
+    status: int | None,
+    actual: int | None,
+    limit: int | None,
+    length_finish: bool,
+    n: int,
+    min_output: int,
+) -> tuple[int, bool] | None:
+    """(length, censored) of a finished request that may teach a length model, else None.
+
+    The one rule behind calibration and retraining (module doc): a 200 whose usage was
+    read, one sequence, a length the client did not force; stopped by its limit, the
+    length is only a lower bound (censored).
+    """
+    if actual is None or status != 200 or n != 1 or min_output > 0:
+        return None
+    return actual, length_finish or (limit is not None and actual >= limit)
+
+
 def calibration_settings(config: GatewayConfig) -> CalibrationSettings:
     """The calibration settings of a gateway config (``calibration_*``)."""
     return CalibrationSettings(
@@ -73,10 +93,13 @@ class GatewayCalibration:
         min_output: int,
     ) -> bool:
         """Feed one finished request if it qualifies; True when it did."""
-        if raw is None or actual is None or status != 200 or n != 1 or min_output > 0:
+        taught = taught_length(
+            status=status, actual=actual, limit=limit, length_finish=length_finish, n=n,
+            min_output=min_output,
+        )  # fmt: skip
+        if raw is None or taught is None:
             return False
-        censored = length_finish or (limit is not None and actual >= limit)
-        self.calibrator.observe(model, raw, actual, censored)
+        self.calibrator.observe(model, raw, *taught)
         return True
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ssjf.calibration import Calibrator
+from ssjf.gateway.calibration import taught_length
 from ssjf.gateway.config import ConfigError
 from ssjf.retrain import BackgroundRetrainer, Completion, Retrainer, RetrainEvent, RetrainSettings
 from ssjf.stats import kendall_tau_b
@@ -117,12 +118,13 @@ class GatewayRetraining:
         length_finish: bool,
     ) -> bool:
         """Feed one finished request if it qualifies (calibration's rules); True when it did."""
-        if actual is None or actual < 0 or status != 200 or parsed.n != 1:
+        taught = taught_length(
+            status=status, actual=actual, limit=parsed.work_limit, length_finish=length_finish,
+            n=parsed.n, min_output=parsed.min_output,
+        )  # fmt: skip
+        if taught is None:
             return False
-        if parsed.min_output > 0:  # min_tokens / ignore_eos: the client forced the length
-            return False
-        limit = parsed.work_limit
-        censored = length_finish or (limit is not None and actual >= limit)
+        actual, censored = taught
         served = ticket.req.estimate if source == "predictor" else None
         if self._loop is None:
             # Fed outside a loop (tests): swaps are applied once a loop feeds it.

@@ -31,6 +31,10 @@ def _data_payload(event: bytes) -> bytes:
     return b"\n".join(line[5:].strip() for line in event.splitlines() if line.startswith(b"data:"))
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def body_usage(data: bytes) -> tuple[int | None, int | None]:
     """(completion_tokens, prompt_tokens) of a whole JSON response body, if present."""
     m = _COMPLETION_TOKENS.search(data)
@@ -63,9 +67,11 @@ def take_usage(block: bytes, strip: bool) -> tuple[bytes, int | None, int | None
                 obj = None
             if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
                 usage = obj["usage"]
-                if isinstance(usage.get("completion_tokens"), int):
+                # Counts only (as body_usage's pattern reads them): a faulty engine's
+                # negative or boolean value is no usage.
+                if _count(usage.get("completion_tokens")):
                     completion = usage["completion_tokens"]
-                if isinstance(usage.get("prompt_tokens"), int):
+                if _count(usage.get("prompt_tokens")):
                     prompt = usage["prompt_tokens"]
                 if strip and not obj.get("choices"):
                     changed = True

@@ -266,12 +266,11 @@ class ModelCalibration:
         seen = self.per_model.get(model)
         if seen is not None:
             return (*seen, self.log_mean_exp.get(model, glob_lme))
-        if self.name_map is None or not self.name_map.fitted:
-            return (*self.global_ab, self.global_q, glob_lme)
         cached = self._by_name.get(model)
         if cached is None:
-            dev = self.name_map.predict(model)
-            assert dev is not None
+            dev = self.name_map.predict(model) if self.name_map is not None else None
+            if dev is None:  # no name map, or an unfitted one
+                return (*self.global_ab, self.global_q, glob_lme)
             ga, gb = self.global_ab
             nq = len(self.global_q)
             q = tuple(sorted(float(v) for v in np.add(self.global_q, dev[2 : 2 + nq])))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ssjf.predict.model_names import FEATURE_NAMES, name_features
+from ssjf.predict.model_names import FEATURE_NAMES, name_features, name_matrix
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ class NameMap:
         solid = dev[w >= 0.5] if np.any(w >= 0.5) else np.zeros((1, dev.shape[1]))
         self.low = np.minimum(solid.min(axis=0), 0.0)
         self.high = np.maximum(solid.max(axis=0), 0.0)
-        x = np.stack([name_features(n) for n in names])
+        x = name_matrix(list(names))
         used = np.flatnonzero(np.abs(x).sum(axis=0) > 0)  # features no seen model has: 0
         if used.size == 0:
             return self
